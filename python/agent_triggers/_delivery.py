@@ -1,0 +1,34 @@
+"""How a trigger's messages reach the agent: now, or once it is idle."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+
+
+class TriggerDelivery(str, enum.Enum):
+    """Whether a trigger's messages wait for the agent to be idle.
+
+    ``ctx.deliver(content)`` follows the owning trigger's delivery.
+    """
+
+    WAIT_IDLE = "wait_idle"
+    """Wait until the agent is idle, then send: never interrupts a turn (default)."""
+
+    SEND_IMMEDIATELY = "send_immediately"
+    """Send at once, even while the agent is mid-turn."""
+
+
+async def send_when_idle(
+    wait_for_idle: Callable[[], Awaitable[object]] | None,
+    send: Callable[[str], Awaitable[object]],
+    content: str,
+) -> None:
+    """Await ``wait_for_idle()`` (when the connection has one), then ``send(content)``.
+
+    The awaitable behind ``TriggerContext.send_when_idle``: both steps run in the
+    awaiting task, so cancelling it cancels whichever step is under way.
+    """
+    if wait_for_idle is not None:
+        await wait_for_idle()
+    await send(content)

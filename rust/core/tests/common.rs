@@ -1,0 +1,58 @@
+//! Fakes shared by the core's integration tests (each test binary uses a part).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use agent_triggers_core::{Connection, Result};
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+/// Counts trigger messages that reached the wire; its `wait_for_idle` blocks until
+/// the test calls [`MockConn::go_idle`].
+pub struct MockConn {
+    trigger_count: AtomicU32,
+    idle: AtomicBool,
+    idle_notify: Notify,
+}
+
+impl MockConn {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            trigger_count: AtomicU32::new(0),
+            idle: AtomicBool::new(false),
+            idle_notify: Notify::new(),
+        })
+    }
+
+    pub fn go_idle(&self) {
+        self.idle.store(true, Ordering::Release);
+        self.idle_notify.notify_waiters();
+    }
+
+    pub fn triggers_sent(&self) -> u32 {
+        self.trigger_count.load(Ordering::Acquire)
+    }
+}
+
+#[async_trait]
+impl Connection for MockConn {
+    fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::Acquire)
+    }
+
+    async fn send_trigger(&self, _content: String) -> Result<()> {
+        self.trigger_count.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    async fn wait_for_idle(&self) -> Result<()> {
+        loop {
+            let notified = self.idle_notify.notified();
+            if self.is_idle() {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `every` and its `Ticker`, on tokio's paused clock: times below are virtual
+//! and exact, so the schedule itself is asserted.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_triggers_core::{
+    Error, Ticker, TriggerDelivery, TriggerRunner, every, every_with_delivery,
+};
+use common::MockConn;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+const PERIOD: Duration = Duration::from_millis(10);
+
+/// Starts a runner with one `every(PERIOD)` trigger whose handler records the
+/// (virtual) instant of each call, relative to start, then takes `handler_time`
+/// and returns `result`.
+fn recording_runner(
+    handler_time: impl Fn(usize) -> Duration + Send + Sync + 'static,
+    fail: bool,
+) -> (TriggerRunner, Arc<Mutex<Vec<Duration>>>) {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let record = Arc::clone(&calls);
+    let handler_time = Arc::new(handler_time);
+    let trigger = every(PERIOD, "recorder", move |_ctx| {
+        let record = Arc::clone(&record);
+        let handler_time = Arc::clone(&handler_time);
+        async move {
+            let k = {
+                let mut calls = record.lock();
+                calls.push(start.elapsed());
+                calls.len()
+            };
+            tokio::time::sleep(handler_time(k)).await;
+            if fail {
+                Err(Error::other("handler failed"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let runner = TriggerRunner::new(vec![trigger], MockConn::new());
+    runner.start().expect("start");
+    (runner, calls)
+}
+
+fn ms(values: &[u64]) -> Vec<Duration> {
+    values.iter().copied().map(Duration::from_millis).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_call_comes_one_period_after_start() {
+    let (runner, calls) = recording_runner(|_| Duration::ZERO, false);
+    tokio::time::sleep(PERIOD - Duration::from_millis(1)).await;
+    assert!(calls.lock().is_empty(), "no call at start");
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert_eq!(*calls.lock(), ms(&[10]));
+    runner.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fixed_rate_under_a_slow_handler() {
+    // A handler taking 70% of the period must not push later calls back.
+    let (runner, calls) = recording_runner(|_| Duration::from_millis(7), false);
+    tokio::time::sleep(Duration::from_millis(55)).await;
+    assert_eq!(*calls.lock(), ms(&[10, 20, 30, 40, 50]));
+    runner.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn overrun_skips_missed_ticks_instead_of_bursting() {
+    // Call 1 (due at 10) runs until 35. tokio's `Skip`: the overdue tick runs
+    // once at 35, the other missed one (30) is dropped, and the schedule resumes
+    // on its own grid at 40 — one late call, never a burst of catch-up calls.
+    let (runner, calls) = recording_runner(
+        |k| Duration::from_millis(if k == 1 { 25 } else { 0 }),
+        false,
+    );
+    tokio::time::sleep(Duration::from_millis(65)).await;
+    assert_eq!(*calls.lock(), ms(&[10, 35, 40, 50, 60]));
+    runner.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn handler_errors_do_not_stop_the_schedule() {
+    let (runner, calls) = recording_runner(|_| Duration::ZERO, true);
+    tokio::time::sleep(Duration::from_millis(45)).await;
+    assert_eq!(*calls.lock(), ms(&[10, 20, 30, 40]));
+    assert!(runner.is_running(), "the periodic trigger is still running");
+    runner.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_ends_the_schedule() {
+    let (runner, calls) = recording_runner(|_| Duration::ZERO, false);
+    tokio::time::sleep(Duration::from_millis(25)).await;
+    runner.stop().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*calls.lock(), ms(&[10, 20]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_carries_its_delivery() {
+    let handler: agent_triggers_core::Handler = Arc::new(|_ctx| Box::pin(async { Ok(()) }));
+    let trigger = every_with_delivery(PERIOD, "x", TriggerDelivery::SendImmediately, handler);
+    assert_eq!(trigger.name(), "x");
+    assert_eq!(trigger.delivery(), TriggerDelivery::SendImmediately);
+    let default = every(PERIOD, "y", |_ctx| async { Ok(()) });
+    assert_eq!(default.delivery(), TriggerDelivery::WaitIdle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ticker_returns_the_due_instant() {
+    let start = Instant::now();
+    let mut ticker = Ticker::new(PERIOD);
+    assert_eq!(ticker.period(), PERIOD);
+    assert_eq!(ticker.tick().await - start, PERIOD);
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    assert_eq!(ticker.tick().await - start, PERIOD * 2);
+}

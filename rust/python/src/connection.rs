@@ -1,0 +1,157 @@
+//! A Python connection object, as the triggers see it (API.md §2).
+//!
+//! Any object with `async send_trigger(content)` — or Antigravity's
+//! `send_trigger_notification` — is a connection; `is_idle` and `wait_for_idle`
+//! are optional. Methods are looked up on each use, so an object patched after
+//! construction (a mock, say) behaves as it is at call time.
+
+use std::sync::Arc;
+
+use agent_triggers_core::{Connection, Error as CoreError, Result as CoreResult};
+use async_trait::async_trait;
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+
+use crate::event_loop::{CallSpec, EventLoop};
+
+const SEND: &str = "send_trigger";
+const SEND_ANTIGRAVITY: &str = "send_trigger_notification";
+
+/// A validated Python connection.
+pub struct PyConnection {
+    object: Py<PyAny>,
+    /// Which of the two send methods the object has.
+    send: &'static str,
+}
+
+impl PyConnection {
+    /// Check `object` has a send method; `TypeError` naming what is missing if not.
+    pub fn new(object: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let send = if object.hasattr(SEND)? {
+            SEND
+        } else if object.hasattr(SEND_ANTIGRAVITY)? {
+            SEND_ANTIGRAVITY
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "connection must have an async {SEND}(content) method (or {SEND_ANTIGRAVITY}); \
+                 {} object has neither",
+                object.get_type().name()?
+            )));
+        };
+        Ok(Self {
+            object: object.clone().unbind(),
+            send,
+        })
+    }
+
+    pub fn object(&self) -> &Py<PyAny> {
+        &self.object
+    }
+
+    /// `connection.send_trigger(content)`: the awaitable it returns.
+    pub fn send<'py>(
+        &self,
+        py: Python<'py>,
+        content: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let awaitable = self.object.bind(py).call_method1(self.send, (content,))?;
+        ensure_awaitable(&awaitable, self.send)?;
+        Ok(awaitable)
+    }
+
+    /// The bound send method.
+    pub fn send_method<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.object.bind(py).getattr(self.send)
+    }
+
+    /// The bound `wait_for_idle` method, if the connection has one.
+    pub fn wait_for_idle_method<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.object
+            .bind(py)
+            .getattr_opt(intern!(py, "wait_for_idle"))
+    }
+
+    /// `is_idle` as attribute, property or zero-argument method; absent = idle.
+    pub fn is_idle(&self, py: Python<'_>) -> PyResult<bool> {
+        match self.object.bind(py).getattr_opt(intern!(py, "is_idle"))? {
+            None => Ok(true),
+            Some(value) if value.is_callable() => value.call0()?.is_truthy(),
+            Some(value) => value.is_truthy(),
+        }
+    }
+}
+
+/// `TypeError` unless `value` (what `method` returned) can be awaited.
+pub fn ensure_awaitable(value: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+    if value.hasattr(intern!(value.py(), "__await__"))? {
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "connection.{method}() must return an awaitable (is it an async def?), got {}",
+            value.get_type().name()?
+        )))
+    }
+}
+
+/// A Python connection seen through the core's [`Connection`] trait, for Rust
+/// code holding a core `TriggerContext`: calls run on the runner's event loop.
+///
+/// Python triggers do not go through this: their `TriggerContext` calls the
+/// connection directly on the loop, so a send is one plain await with no thread
+/// hop, and cancelling the trigger cancels the send.
+pub struct LoopConnection {
+    pub connection: Arc<PyConnection>,
+    pub event_loop: Arc<EventLoop>,
+}
+
+impl LoopConnection {
+    async fn call(&self, name: &str, method: &str, args: Vec<String>) -> CoreResult<()> {
+        let spec = Python::attach(|py| -> PyResult<CallSpec> {
+            Ok(CallSpec {
+                name: name.into(),
+                callable: self.connection.object().bind(py).getattr(method)?.unbind(),
+                args: PyTuple::new(py, args)?.unbind(),
+            })
+        })
+        .map_err(|e| CoreError::other(e.to_string()))?;
+        self.event_loop
+            .call(Arc::new(spec))
+            .await
+            .map_err(|e| CoreError::other(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Connection for LoopConnection {
+    async fn send_trigger(&self, content: String) -> CoreResult<()> {
+        self.call("connection.send", self.connection.send, vec![content])
+            .await
+    }
+
+    fn is_idle(&self) -> bool {
+        // A connection whose is_idle raises is treated as busy: a message held
+        // back is better than one that interrupts a turn.
+        Python::attach(|py| self.connection.is_idle(py)).unwrap_or(false)
+    }
+
+    async fn wait_for_idle(&self) -> CoreResult<()> {
+        let has_wait = Python::attach(|py| {
+            self.connection
+                .object()
+                .bind(py)
+                .hasattr(intern!(py, "wait_for_idle"))
+        })
+        .unwrap_or(false);
+        if has_wait {
+            self.call("connection.wait_for_idle", "wait_for_idle", vec![])
+                .await
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `TriggerContext`: the handle a Python trigger uses to talk to the agent.
+
+use std::sync::Arc;
+
+use agent_triggers_core::TriggerDelivery;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyString;
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::connection::PyConnection;
+use crate::delivery;
+
+/// Handle given to each trigger: sends messages into the agent.
+///
+/// ``TriggerContext(connection)`` binds a connection: any object with
+/// ``async send_trigger(content)`` (or ``send_trigger_notification``), and
+/// optionally ``is_idle`` and ``async wait_for_idle()``. A connection with
+/// neither send method raises ``TypeError``.
+///
+/// Every method returns an awaitable that runs on the caller's event loop;
+/// cancelling the awaiting task cancels the send. Exceptions raised by the
+/// connection propagate to the awaiting trigger.
+#[pyclass(frozen, module = "agent_triggers._core")]
+pub struct TriggerContext {
+    connection: Arc<PyConnection>,
+    delivery: TriggerDelivery,
+}
+
+impl TriggerContext {
+    pub fn with_delivery(connection: Arc<PyConnection>, delivery: TriggerDelivery) -> Self {
+        Self {
+            connection,
+            delivery,
+        }
+    }
+}
+
+/// `content` as a `str`, or a `TypeError`.
+fn message<'a, 'py>(content: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyString>> {
+    content.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "content must be str, not {}",
+            content
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })
+}
+
+#[pymethods]
+impl TriggerContext {
+    #[new]
+    #[pyo3(signature = (connection))]
+    fn py_new(connection: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Self::with_delivery(
+            Arc::new(PyConnection::new(connection)?),
+            TriggerDelivery::WaitIdle,
+        ))
+    }
+
+    /// Send ``content`` (a ``str``) into the agent now, even mid-turn.
+    ///
+    /// Raises ``TypeError`` at once if ``content`` is not a ``str``.
+    fn send<'py>(&self, content: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.connection.send(content.py(), message(content)?)
+    }
+
+    /// Wait until the agent is idle (``connection.wait_for_idle()``), then send
+    /// ``content``. Never sends while the agent is mid-turn.
+    fn send_when_idle<'py>(&self, content: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        static SEND_WHEN_IDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let py = content.py();
+        let content = message(content)?;
+        let helper = SEND_WHEN_IDLE.import(py, "agent_triggers._delivery", "send_when_idle")?;
+        helper.call1((
+            self.connection.wait_for_idle_method(py)?,
+            self.connection.send_method(py)?,
+            content,
+        ))
+    }
+
+    /// Send ``content`` according to the owning trigger's ``delivery``:
+    /// ``WAIT_IDLE`` (the default) as ``send_when_idle``, ``SEND_IMMEDIATELY``
+    /// as ``send``.
+    fn deliver<'py>(&self, content: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        match self.delivery {
+            TriggerDelivery::WaitIdle => self.send_when_idle(content),
+            TriggerDelivery::SendImmediately => self.send(content),
+        }
+    }
+
+    /// Whether the agent is idle now (``True`` when the connection cannot tell).
+    #[getter]
+    fn is_idle(&self, py: Python<'_>) -> PyResult<bool> {
+        self.connection.is_idle(py)
+    }
+
+    /// The delivery ``deliver()`` follows: the owning trigger's.
+    #[getter]
+    fn delivery<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        delivery::to_python(py, self.delivery)
+    }
+
+    /// The connection messages are sent into.
+    #[getter]
+    fn connection(&self, py: Python<'_>) -> Py<PyAny> {
+        self.connection.object().clone_ref(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "TriggerContext(connection={})",
+            self.connection.object().bind(py).repr()?
+        ))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(self.connection.object())
+    }
+}

@@ -1,0 +1,49 @@
+//! `TriggerDelivery` across the boundary: the Python enum
+//! (`agent_triggers.TriggerDelivery`) to and from the core's enum.
+
+use agent_triggers_core::TriggerDelivery;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyString, PyType};
+
+fn python_enum(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static ENUM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    ENUM.import(py, "agent_triggers._delivery", "TriggerDelivery")
+}
+
+/// The Python member for `delivery`.
+pub fn to_python(py: Python<'_>, delivery: TriggerDelivery) -> PyResult<Bound<'_, PyAny>> {
+    let member = match delivery {
+        TriggerDelivery::WaitIdle => "WAIT_IDLE",
+        TriggerDelivery::SendImmediately => "SEND_IMMEDIATELY",
+    };
+    python_enum(py)?.getattr(member)
+}
+
+/// A `TriggerDelivery` member (or its string value) as the core's enum;
+/// `argument` names the parameter in the error.
+pub fn from_python(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<TriggerDelivery> {
+    let py = value.py();
+    let class = python_enum(py)?;
+    let member = if value.is_instance(class)? {
+        value.clone()
+    } else if value.is_instance_of::<PyString>() {
+        class.call1((value,)).map_err(|_| {
+            PyValueError::new_err(format!(
+                "{argument} must be TriggerDelivery.WAIT_IDLE or TriggerDelivery.SEND_IMMEDIATELY, \
+                 got {value}"
+            ))
+        })?
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "{argument} must be a TriggerDelivery, not {}",
+            value.get_type().name()?
+        )));
+    };
+    if member.is(&to_python(py, TriggerDelivery::SendImmediately)?) {
+        Ok(TriggerDelivery::SendImmediately)
+    } else {
+        Ok(TriggerDelivery::WaitIdle)
+    }
+}

@@ -1,0 +1,303 @@
+//! Running Python awaitables on the asyncio loop a runner was started on.
+//!
+//! Rust tasks (trigger bodies, periodic ticks) run on tokio worker threads; the
+//! Python code they drive must run as asyncio tasks on the loop that called
+//! `start()`, inside the contextvars captured there. [`EventLoop::call`] hands a
+//! call to that loop and returns a future that resolves when the resulting
+//! asyncio task has finished.
+//!
+//! Why not `pyo3_async_runtimes::into_future_with_locals`: dropping its future
+//! leaves the Python task running, and nothing waits for the task's cleanup.
+//! Here dropping a [`PythonCall`] (a tokio abort does exactly that) cancels the
+//! asyncio task, and every task holds a [`TaskTrackerToken`] until it has really
+//! finished, so `stop()` can wait for `except`/`finally` blocks to have run.
+//!
+//! Hand-offs are batched: calls and cancellations queue up in Rust and the loop is
+//! woken once (one `call_soon_threadsafe`) for everything queued meanwhile, so
+//! many triggers due at the same instant cost one loop wake-up.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use parking_lot::Mutex;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3_async_runtimes::TaskLocals;
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+/// One Python call to make on the loop: `callable(*args)`, then await its result.
+pub struct CallSpec {
+    /// What the call is, for error messages: the trigger's name.
+    pub name: Arc<str>,
+    pub callable: Py<PyAny>,
+    pub args: Py<PyTuple>,
+}
+
+/// How a Python call ended. Cancellation counts as `Ok`: it is how stop() ends
+/// a trigger, not a failure of it.
+pub type CallOutcome = Result<(), PyErr>;
+
+/// The asyncio loop (and contextvars) of one `start()`, and the queue of work
+/// waiting to be handed to it.
+pub struct EventLoop {
+    locals: TaskLocals,
+    tracker: TaskTracker,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// A drain of `jobs` is already scheduled on the loop.
+    drain_scheduled: bool,
+}
+
+enum Job {
+    Launch(Arc<PendingCall>),
+    Cancel(Arc<PendingCall>),
+}
+
+/// The state one [`PythonCall`] shares with the jobs run on the loop thread.
+struct PendingCall {
+    spec: Arc<CallSpec>,
+    /// The asyncio task once launched, until it finishes.
+    task: Mutex<Option<Py<PyAny>>>,
+    finished: Mutex<Option<Finished>>,
+}
+
+/// Held until the Python side of a call is over: resolves the Rust future and
+/// releases the tracker token.
+struct Finished {
+    tx: oneshot::Sender<CallOutcome>,
+    _token: TaskTrackerToken,
+}
+
+impl PendingCall {
+    fn finish(&self, outcome: CallOutcome) {
+        if let Some(finished) = self.finished.lock().take() {
+            // The receiver is gone when the call was cancelled: nobody to tell.
+            let _ = finished.tx.send(outcome);
+        }
+    }
+}
+
+impl EventLoop {
+    /// The running loop of the calling thread and a copy of the caller's
+    /// contextvars. Must be called from a coroutine running on that loop.
+    pub fn capture(py: Python<'_>) -> PyResult<Arc<Self>> {
+        let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
+        Ok(Arc::new(Self {
+            locals,
+            tracker: TaskTracker::new(),
+            queue: Mutex::new(Queue::default()),
+        }))
+    }
+
+    /// Run `spec` on the loop as an asyncio task. The returned future resolves
+    /// when that task has finished; dropping it first cancels the task.
+    pub fn call(self: &Arc<Self>, spec: Arc<CallSpec>) -> PythonCall {
+        let (tx, rx) = oneshot::channel();
+        let pending = Arc::new(PendingCall {
+            spec,
+            task: Mutex::new(None),
+            finished: Mutex::new(Some(Finished {
+                tx,
+                _token: self.tracker.token(),
+            })),
+        });
+        self.push(Job::Launch(Arc::clone(&pending)));
+        PythonCall {
+            event_loop: Arc::clone(self),
+            pending,
+            rx,
+            done: false,
+        }
+    }
+
+    /// Wait until every Python task started through this loop has finished —
+    /// cleanup included. Calls made afterwards are not waited for.
+    pub async fn wait_for_python_tasks(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Whether a Python task started through this loop has yet to finish.
+    pub fn has_python_tasks(&self) -> bool {
+        !self.tracker.is_empty()
+    }
+
+    fn push(self: &Arc<Self>, job: Job) {
+        let schedule = {
+            let mut queue = self.queue.lock();
+            queue.jobs.push(job);
+            !std::mem::replace(&mut queue.drain_scheduled, true)
+        };
+        if schedule {
+            // No GIL is held here while waiting: attaching may block until the
+            // loop thread lets go of it. While the interpreter is finalizing
+            // nothing can run Python any more, and the jobs are simply dropped.
+            if Python::try_attach(|py| self.schedule_drain(py)).is_none() {
+                self.abandon_queue();
+            }
+        }
+    }
+
+    fn schedule_drain(self: &Arc<Self>, py: Python<'_>) {
+        let scheduled = (|| -> PyResult<()> {
+            let drain = Bound::new(py, DrainJobs(Arc::clone(self)))?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "context"), self.locals.context(py))?;
+            self.locals.event_loop(py).call_method(
+                intern!(py, "call_soon_threadsafe"),
+                (drain,),
+                Some(&kwargs),
+            )?;
+            Ok(())
+        })();
+        if scheduled.is_err() {
+            // The loop is closed: nothing queued can run. Dropping the jobs
+            // resolves their futures, so no trigger waits forever.
+            self.abandon_queue();
+        }
+    }
+
+    fn abandon_queue(&self) {
+        let jobs = {
+            let mut queue = self.queue.lock();
+            queue.drain_scheduled = false;
+            std::mem::take(&mut queue.jobs)
+        };
+        for job in jobs {
+            if let Job::Launch(pending) = job {
+                pending.finish(Ok(()));
+            }
+        }
+    }
+
+    /// On the loop thread: run everything queued, in order.
+    fn drain(self: &Arc<Self>, py: Python<'_>) {
+        let jobs = {
+            let mut queue = self.queue.lock();
+            queue.drain_scheduled = false;
+            std::mem::take(&mut queue.jobs)
+        };
+        for job in jobs {
+            match job {
+                Job::Launch(pending) => self.launch(py, pending),
+                Job::Cancel(pending) => {
+                    // Launch jobs run before the cancel jobs queued after them,
+                    // so a launched task is always found here.
+                    if let Some(task) = pending.task.lock().as_ref() {
+                        let _ = task.bind(py).call_method0(intern!(py, "cancel"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// On the loop thread: call the callable and wrap what it returns in a task.
+    fn launch(&self, py: Python<'_>, pending: Arc<PendingCall>) {
+        let spec = &pending.spec;
+        let started = (|| -> PyResult<Bound<'_, PyAny>> {
+            let awaitable = spec.callable.bind(py).call1(spec.args.bind(py))?;
+            if !awaitable.hasattr(intern!(py, "__await__"))? {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "trigger {:?} returned {}, not an awaitable: a trigger or callback must be \
+                     an async function (or return an awaitable)",
+                    &*spec.name,
+                    awaitable.get_type().name()?,
+                )));
+            }
+            let asyncio = py.import(intern!(py, "asyncio"))?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item(intern!(py, "loop"), self.locals.event_loop(py))?;
+            asyncio.call_method(intern!(py, "ensure_future"), (awaitable,), Some(&kwargs))
+        })();
+        match started {
+            Ok(task) => {
+                *pending.task.lock() = Some(task.clone().unbind());
+                let on_done = TaskDone(Arc::clone(&pending));
+                if let Err(err) = task.call_method1(intern!(py, "add_done_callback"), (on_done,)) {
+                    pending.task.lock().take();
+                    pending.finish(Err(err));
+                }
+            }
+            Err(err) => pending.finish(Err(err)),
+        }
+    }
+}
+
+/// The loop-side callable that runs every queued job.
+#[pyclass(frozen)]
+struct DrainJobs(Arc<EventLoop>);
+
+#[pymethods]
+impl DrainJobs {
+    fn __call__(&self, py: Python<'_>) {
+        self.0.drain(py);
+    }
+}
+
+/// The done-callback of a launched asyncio task.
+#[pyclass(frozen)]
+struct TaskDone(Arc<PendingCall>);
+
+#[pymethods]
+impl TaskDone {
+    fn __call__(&self, task: &Bound<'_, PyAny>) {
+        let py = task.py();
+        // Dropping our reference to the task breaks the cycle task -> callback ->
+        // pending call -> task.
+        self.0.task.lock().take();
+        let cancelled = task
+            .call_method0(intern!(py, "cancelled"))
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false);
+        let outcome = if cancelled {
+            Ok(())
+        } else {
+            match task.call_method0(intern!(py, "exception")) {
+                Ok(exc) if exc.is_none() => Ok(()),
+                Ok(exc) => Err(PyErr::from_value(exc)),
+                Err(err) => Err(err),
+            }
+        };
+        self.0.finish(outcome);
+    }
+}
+
+/// A Python call running on the loop (see [`EventLoop::call`]).
+///
+/// Resolves with the call's outcome once its asyncio task has finished.
+/// Dropping it before then cancels the asyncio task; the runner's stop() still
+/// waits for that task to finish.
+pub struct PythonCall {
+    event_loop: Arc<EventLoop>,
+    pending: Arc<PendingCall>,
+    rx: oneshot::Receiver<CallOutcome>,
+    done: bool,
+}
+
+impl Future for PythonCall {
+    type Output = CallOutcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CallOutcome> {
+        let outcome = std::task::ready!(Pin::new(&mut self.rx).poll(cx));
+        self.done = true;
+        // A dropped sender means the loop closed before the call could run.
+        Poll::Ready(outcome.unwrap_or(Ok(())))
+    }
+}
+
+impl Drop for PythonCall {
+    fn drop(&mut self) {
+        if !self.done {
+            self.event_loop.push(Job::Cancel(Arc::clone(&self.pending)));
+        }
+    }
+}

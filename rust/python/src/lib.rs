@@ -1,0 +1,37 @@
+//! `agent_triggers._core`: the PyO3 extension module. Registers the native
+//! classes and functions; each lives in its own module.
+
+mod connection;
+mod context;
+mod delivery;
+mod event_loop;
+mod every;
+mod logging;
+mod runner;
+mod runtime;
+mod trigger;
+
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    agent_triggers._core,
+    AlreadyStartedError,
+    pyo3::exceptions::PyRuntimeError,
+    "Raised by ``TriggerRunner.start()`` when the runner is already started."
+);
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install_bridge();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "AlreadyStartedError",
+        m.py().get_type::<AlreadyStartedError>(),
+    )?;
+    m.add_class::<runner::TriggerRunner>()?;
+    m.add_class::<context::TriggerContext>()?;
+    m.add_class::<every::PeriodicTrigger>()?;
+    m.add_class::<every::Ticker>()?;
+    m.add_function(wrap_pyfunction!(every::every, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `TriggerRunner`: the Python face of the core runner (API.md §4).
+
+use std::sync::Arc;
+
+use agent_triggers_core::TriggerRunner as CoreRunner;
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::AlreadyStartedError;
+use crate::connection::{LoopConnection, PyConnection};
+use crate::event_loop::EventLoop;
+use crate::runtime;
+use crate::trigger::TriggerSpec;
+
+/// Owns and runs a set of triggers against one connection.
+///
+/// ``TriggerRunner(triggers, connection)`` validates at once: an item that is
+/// neither callable nor a ``Trigger`` raises ``TypeError`` naming its index; a
+/// connection without a send method raises ``TypeError``.
+///
+/// ``await start()`` runs every trigger concurrently, each with its own
+/// ``TriggerContext``; Python code runs as tasks of the calling event loop with
+/// the caller's contextvars. ``await stop()`` cancels them all and returns once
+/// each has finished, its ``except``/``finally`` blocks included. A trigger that
+/// raises is logged (logger ``agent_triggers``, ERROR) and does not disturb the
+/// others; it is not restarted. A runner garbage-collected without ``stop()``
+/// cancels its triggers; running triggers do not keep it alive.
+#[pyclass(frozen, module = "agent_triggers._core")]
+pub struct TriggerRunner {
+    triggers: Vec<TriggerSpec>,
+    connection: Arc<PyConnection>,
+    /// Set by start, cleared once a stop has finished.
+    running: Mutex<Option<Arc<Running>>>,
+}
+
+/// What one `start()` set going.
+struct Running {
+    core: CoreRunner,
+    event_loop: Arc<EventLoop>,
+}
+
+impl Running {
+    /// Cancel every trigger and wait until each has finished, Python cleanup
+    /// included. Safe to call from several stops at once: each waits.
+    async fn stop(&self) {
+        self.core.stop().await;
+        self.event_loop.wait_for_python_tasks().await;
+    }
+}
+
+impl TriggerRunner {
+    fn start_now(&self, py: Python<'_>) -> PyResult<()> {
+        let mut running = self.running.lock();
+        if running.is_some() {
+            return Err(AlreadyStartedError::new_err(
+                "the trigger runner is already started; await stop() before starting it again",
+            ));
+        }
+        let event_loop = EventLoop::capture(py)?;
+        let triggers = self
+            .triggers
+            .iter()
+            .map(|spec| spec.build(py, &self.connection, &event_loop))
+            .collect::<PyResult<Vec<_>>>()?;
+        let connection = Arc::new(LoopConnection {
+            connection: Arc::clone(&self.connection),
+            event_loop: Arc::clone(&event_loop),
+        });
+        let core = CoreRunner::new(triggers, connection);
+        let handle = runtime::handle()?;
+        {
+            let _runtime = handle.enter();
+            core.start()
+                .map_err(|e| AlreadyStartedError::new_err(e.to_string()))?;
+        }
+        *running = Some(Arc::new(Running { core, event_loop }));
+        Ok(())
+    }
+
+    async fn stop_and_wait(&self) {
+        let Some(run) = self.running.lock().clone() else {
+            return;
+        };
+        run.stop().await;
+        let mut running = self.running.lock();
+        if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, &run)) {
+            *running = None;
+        }
+    }
+}
+
+#[pymethods]
+impl TriggerRunner {
+    #[new]
+    #[pyo3(signature = (triggers, connection))]
+    fn py_new(triggers: &Bound<'_, PyAny>, connection: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let triggers = triggers
+            .try_iter()?
+            .enumerate()
+            .map(|(index, item)| TriggerSpec::classify(index, &item?))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(Self {
+            triggers,
+            connection: Arc::new(PyConnection::new(connection)?),
+            running: Mutex::new(None),
+        })
+    }
+
+    /// Start every trigger as a task of the running event loop.
+    ///
+    /// Raises ``AlreadyStartedError`` if already started and not stopped since —
+    /// even if every trigger has already returned.
+    async fn start(&self) -> PyResult<()> {
+        Python::attach(|py| self.start_now(py))
+    }
+
+    /// Cancel every trigger and wait until each has finished (its cleanup has
+    /// run). Idempotent; a no-op before ``start()``; the runner can be started
+    /// again afterwards.
+    async fn stop(&self) {
+        self.stop_and_wait().await;
+    }
+
+    /// ``True`` while any trigger task is still running.
+    #[getter]
+    fn is_running(&self) -> bool {
+        self.running
+            .lock()
+            .as_ref()
+            .is_some_and(|run| run.core.is_running() || run.event_loop.has_python_tasks())
+    }
+
+    /// ``async with runner:`` starts on enter and stops on exit.
+    async fn __aenter__(slf: Py<Self>) -> PyResult<Py<Self>> {
+        Python::attach(|py| slf.get().start_now(py))?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (_exc_type = None, _exc = None, _traceback = None))]
+    async fn __aexit__(
+        &self,
+        _exc_type: Option<Py<PyAny>>,
+        _exc: Option<Py<PyAny>>,
+        _traceback: Option<Py<PyAny>>,
+    ) -> bool {
+        self.stop_and_wait().await;
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.running.lock().is_some() {
+            "started"
+        } else {
+            "stopped"
+        };
+        format!(
+            "<TriggerRunner {state}, {} trigger(s)>",
+            self.triggers.len()
+        )
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for spec in &self.triggers {
+            spec.traverse(&visit)?;
+        }
+        visit.call(self.connection.object())
+    }
+}

@@ -1,0 +1,192 @@
+//! Python triggers (API.md §4) adapted to the core's `Trigger` trait.
+//!
+//! A trigger is one of: a native `every(...)` trigger; an instance of the
+//! Python `Trigger` base class (its `run` method is called); or any callable
+//! that takes the context and returns an awaitable. Each is classified once,
+//! when the runner is built, so a bad item fails there with its index.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_triggers_core::{
+    Handler, Result as CoreResult, Trigger as CoreTrigger, TriggerContext as CoreContext,
+    TriggerDelivery, every_with_delivery,
+};
+use async_trait::async_trait;
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::connection::PyConnection;
+use crate::context::TriggerContext;
+use crate::delivery;
+use crate::event_loop::{CallSpec, EventLoop};
+use crate::every::PeriodicTrigger;
+use crate::logging::report_failure;
+
+/// One validated trigger of a runner.
+pub struct TriggerSpec {
+    /// The object the user passed.
+    object: Py<PyAny>,
+    name: Arc<str>,
+    delivery: TriggerDelivery,
+    kind: Kind,
+}
+
+enum Kind {
+    /// `every(...)`: timed in Rust, `callback(ctx)` run on the loop each tick.
+    Periodic {
+        period: Duration,
+        callback: Py<PyAny>,
+    },
+    /// A coroutine trigger: `callable(ctx)` run once on the loop.
+    Call { callable: Py<PyAny> },
+}
+
+fn trigger_base_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    BASE.import(py, "agent_triggers._trigger", "Trigger")
+}
+
+/// The trigger's `name` attribute if it is a `str`, else its `__name__`, else
+/// its type's name.
+fn trigger_name(object: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = object.py();
+    for attribute in [intern!(py, "name"), intern!(py, "__name__")] {
+        if let Some(value) = object.getattr_opt(attribute)? {
+            if let Ok(name) = value.cast::<PyString>() {
+                return Ok(name.to_cow()?.into_owned());
+            }
+        }
+    }
+    Ok(object.get_type().name()?.to_string())
+}
+
+impl TriggerSpec {
+    /// Classify `triggers[index]`; `TypeError` naming the index if it is no trigger.
+    pub fn classify(index: usize, object: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = object.py();
+        if let Ok(periodic) = object.cast::<PeriodicTrigger>() {
+            let periodic = periodic.get();
+            return Ok(Self {
+                object: object.clone().unbind(),
+                name: periodic.name().into(),
+                delivery: periodic.delivery(),
+                kind: Kind::Periodic {
+                    period: periodic.period(),
+                    callback: periodic.callback().clone_ref(py),
+                },
+            });
+        }
+        let callable = if object.is_instance(trigger_base_class(py)?)? {
+            object.getattr(intern!(py, "run"))?
+        } else if object.is_callable() {
+            object.clone()
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "triggers[{index}] is not a trigger: expected an async callable taking the \
+                 context, a Trigger instance or a native trigger such as every(...), got {}",
+                object.get_type().name()?
+            )));
+        };
+        let delivery = match object.getattr_opt(intern!(py, "delivery"))? {
+            Some(value) if !value.is_none() => {
+                delivery::from_python(&value, &format!("triggers[{index}].delivery"))?
+            }
+            _ => TriggerDelivery::WaitIdle,
+        };
+        Ok(Self {
+            object: object.clone().unbind(),
+            name: trigger_name(object)?.into(),
+            delivery,
+            kind: Kind::Call {
+                callable: callable.unbind(),
+            },
+        })
+    }
+
+    /// The core trigger that runs this one on `event_loop`, with a context of
+    /// its own bound to `connection`.
+    pub fn build(
+        &self,
+        py: Python<'_>,
+        connection: &Arc<PyConnection>,
+        event_loop: &Arc<EventLoop>,
+    ) -> PyResult<Arc<dyn CoreTrigger>> {
+        let context = Bound::new(
+            py,
+            TriggerContext::with_delivery(Arc::clone(connection), self.delivery),
+        )?;
+        let args = PyTuple::new(py, [context])?.unbind();
+        Ok(match &self.kind {
+            Kind::Periodic { period, callback } => {
+                let spec = Arc::new(CallSpec {
+                    name: Arc::clone(&self.name),
+                    callable: callback.clone_ref(py),
+                    args,
+                });
+                let event_loop = Arc::clone(event_loop);
+                let handler: Handler = Arc::new(move |_: CoreContext| {
+                    let call = event_loop.call(Arc::clone(&spec));
+                    let name = Arc::clone(&spec.name);
+                    Box::pin(async move {
+                        // Logged here, with the traceback; the schedule goes on.
+                        if let Err(err) = call.await {
+                            Python::attach(|py| report_failure(py, &name, err));
+                        }
+                        Ok(())
+                    })
+                });
+                every_with_delivery(*period, &*self.name, self.delivery, handler)
+            }
+            Kind::Call { callable } => Arc::new(PythonTrigger {
+                spec: Arc::new(CallSpec {
+                    name: Arc::clone(&self.name),
+                    callable: callable.clone_ref(py),
+                    args,
+                }),
+                delivery: self.delivery,
+                event_loop: Arc::clone(event_loop),
+            }),
+        })
+    }
+
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.object)?;
+        match &self.kind {
+            Kind::Periodic { callback, .. } => visit.call(callback),
+            Kind::Call { callable } => visit.call(callable),
+        }
+    }
+}
+
+/// A coroutine trigger: one asyncio task on the runner's loop, owned by the
+/// core task that awaits it. Aborting the core task cancels the asyncio task.
+struct PythonTrigger {
+    spec: Arc<CallSpec>,
+    delivery: TriggerDelivery,
+    event_loop: Arc<EventLoop>,
+}
+
+#[async_trait]
+impl CoreTrigger for PythonTrigger {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn delivery(&self) -> TriggerDelivery {
+        self.delivery
+    }
+
+    async fn run(&self, _ctx: CoreContext) -> CoreResult<()> {
+        if let Err(err) = self.event_loop.call(Arc::clone(&self.spec)).await {
+            // Logged here with its traceback, rather than as a core error
+            // without one.
+            Python::attach(|py| report_failure(py, &self.spec.name, err));
+        }
+        Ok(())
+    }
+}
