@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
 use crate::event_loop::{CallSpec, EventLoop};
+use crate::interpreter::with_python;
 
 const SEND: &str = "send_trigger";
 const SEND_ANTIGRAVITY: &str = "send_trigger_notification";
@@ -111,13 +112,14 @@ pub struct LoopConnection {
 
 impl LoopConnection {
     async fn call(&self, name: &str, method: &str, args: Vec<String>) -> CoreResult<()> {
-        let spec = Python::attach(|py| -> PyResult<CallSpec> {
+        let spec = with_python(|py| -> PyResult<CallSpec> {
             Ok(CallSpec {
                 name: name.into(),
                 callable: self.connection.object().bind(py).getattr(method)?.unbind(),
                 args: PyTuple::new(py, args)?.unbind(),
             })
         })
+        .ok_or_else(|| CoreError::other("the Python interpreter is shutting down"))?
         .map_err(|e| CoreError::other(e.to_string()))?;
         self.event_loop
             .call(Arc::new(spec))
@@ -136,15 +138,18 @@ impl Connection for LoopConnection {
     fn is_idle(&self) -> bool {
         // A connection whose is_idle raises is treated as busy: a message held
         // back is better than one that interrupts a turn.
-        Python::attach(|py| self.connection.is_idle(py)).unwrap_or(false)
+        with_python(|py| self.connection.is_idle(py))
+            .and_then(Result::ok)
+            .unwrap_or(false)
     }
 
     async fn wait_for_idle(&self) -> CoreResult<()> {
-        let has_wait = Python::attach(|py| {
+        let has_wait = with_python(|py| {
             self.connection
                 .object()
                 .bind(py)
                 .hasattr(intern!(py, "wait_for_idle"))
+                .unwrap_or(false)
         })
         .unwrap_or(false);
         if has_wait {

@@ -138,10 +138,10 @@ impl EventLoop {
             !std::mem::replace(&mut queue.drain_scheduled, true)
         };
         if schedule {
-            // No GIL is held here while waiting: attaching may block until the
-            // loop thread lets go of it. While the interpreter is finalizing
-            // nothing can run Python any more, and the jobs are simply dropped.
-            if Python::try_attach(|py| self.schedule_drain(py)).is_none() {
+            // No lock is held here while waiting: attaching may block until the
+            // loop thread lets go of the GIL. Once the interpreter is shutting
+            // down nothing can run Python any more, and the jobs are dropped.
+            if crate::interpreter::with_python(|py| self.schedule_drain(py)).is_none() {
                 self.abandon_queue();
             }
         }

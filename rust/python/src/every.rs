@@ -13,6 +13,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::delivery;
+use crate::interpreter::WakeThroughGate;
 use crate::runtime;
 
 /// The longest interval accepted: about 100 years. Longer ones are surely a
@@ -134,7 +135,8 @@ impl Ticker {
         let wait = AbortOnDropHandle::new(self.handle.spawn(async move {
             ticker.lock().await.tick().await;
         }));
-        wait.await
+        WakeThroughGate(wait)
+            .await
             .map_err(|e| PyRuntimeError::new_err(format!("the schedule failed: {e}")))
     }
 }

@@ -6,6 +6,7 @@ mod context;
 mod delivery;
 mod event_loop;
 mod every;
+mod interpreter;
 mod logging;
 mod runner;
 mod runtime;
@@ -23,6 +24,11 @@ pyo3::create_exception!(
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install_bridge();
+    // Before finalization, stop tokio threads from entering Python.
+    let close = wrap_pyfunction!(interpreter::close, m)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (close,))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "AlreadyStartedError",

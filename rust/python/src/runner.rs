@@ -10,6 +10,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::AlreadyStartedError;
 use crate::connection::{LoopConnection, PyConnection};
 use crate::event_loop::EventLoop;
+use crate::interpreter::WakeThroughGate;
 use crate::runtime;
 use crate::trigger::TriggerSpec;
 
@@ -119,7 +120,7 @@ impl TriggerRunner {
     /// run). Idempotent; a no-op before ``start()``; the runner can be started
     /// again afterwards.
     async fn stop(&self) {
-        self.stop_and_wait().await;
+        WakeThroughGate(self.stop_and_wait()).await;
     }
 
     /// ``True`` while any trigger task is still running.
@@ -144,7 +145,7 @@ impl TriggerRunner {
         _exc: Option<Py<PyAny>>,
         _traceback: Option<Py<PyAny>>,
     ) -> bool {
-        self.stop_and_wait().await;
+        WakeThroughGate(self.stop_and_wait()).await;
         false
     }
 

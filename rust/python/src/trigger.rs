@@ -25,6 +25,7 @@ use crate::context::TriggerContext;
 use crate::delivery;
 use crate::event_loop::{CallSpec, EventLoop};
 use crate::every::PeriodicTrigger;
+use crate::interpreter::with_python;
 use crate::logging::report_failure;
 
 /// One validated trigger of a runner.
@@ -135,7 +136,7 @@ impl TriggerSpec {
                     Box::pin(async move {
                         // Logged here, with the traceback; the schedule goes on.
                         if let Err(err) = call.await {
-                            Python::attach(|py| report_failure(py, &name, err));
+                            with_python(|py| report_failure(py, &name, err));
                         }
                         Ok(())
                     })
@@ -185,7 +186,7 @@ impl CoreTrigger for PythonTrigger {
         if let Err(err) = self.event_loop.call(Arc::clone(&self.spec)).await {
             // Logged here with its traceback, rather than as a core error
             // without one.
-            Python::attach(|py| report_failure(py, &self.spec.name, err));
+            with_python(|py| report_failure(py, &self.spec.name, err));
         }
         Ok(())
     }

@@ -1,0 +1,155 @@
+"""The demo: ``python -m agent_triggers [--seconds N]``.
+
+A simulated agent alternates busy and idle turns. Three triggers push messages
+into it: a heartbeat every second that waits for idle turns, a fast trigger every
+0.25 s that sends immediately, and a custom coroutine trigger relaying events
+from a simulated inbox. Each delivered message is printed with how late it
+arrived against its ideal time; the last line sums up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+from agent_triggers import TriggerContext, TriggerDelivery, TriggerRunner, every, trigger
+
+BUSY_TURN = 0.6
+IDLE_TURN = 0.9
+
+
+@dataclass
+class SimulatedAgent:
+    """A connection whose agent alternates busy turns and idle gaps."""
+
+    started: float = field(default_factory=time.perf_counter)
+    delivered: list[tuple[str, float]] = field(default_factory=list)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def is_idle(self) -> bool:
+        return self._idle.is_set()
+
+    async def wait_for_idle(self) -> None:
+        await self._idle.wait()
+
+    async def send_trigger(self, content: str) -> None:
+        # Mid-turn sends are allowed for SEND_IMMEDIATELY triggers; the agent
+        # would fold them into its current turn.
+        self.delivered.append((content, time.perf_counter()))
+
+    async def live(self) -> None:
+        """Alternate busy and idle turns forever."""
+        while True:
+            self._idle.clear()
+            await asyncio.sleep(BUSY_TURN)
+            self._idle.set()
+            await asyncio.sleep(IDLE_TURN)
+
+
+@dataclass
+class Report:
+    started: float
+    worst: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+
+    def delivered(self, source: str, content: str, ideal: float, agent_idle: bool) -> None:
+        now = time.perf_counter()
+        late_ms = (now - ideal) * 1e3
+        self.count += 1
+        self.worst[source] = max(self.worst.get(source, 0.0), late_ms)
+        state = "idle" if agent_idle else "busy"
+        print(
+            f"[{now - self.started:7.3f}s] {source:<9} {content!r:<24} "
+            f"late {late_ms:8.2f} ms  (agent {state})",
+            flush=True,
+        )
+
+
+def ideal_tick(started: float, interval: float) -> float:
+    """The ideal time of the tick closest to now on the grid ``started + k*interval``."""
+    k = max(1, round((time.perf_counter() - started) / interval))
+    return started + k * interval
+
+
+async def run(seconds: float) -> Report:
+    agent = SimulatedAgent()
+    inbox: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+    report: Report | None = None
+    beats = 0
+    fast = 0
+
+    async def heartbeat(ctx: TriggerContext) -> None:
+        nonlocal beats
+        beats += 1
+        ideal = ideal_tick(report_of().started, 1.0)
+        await ctx.deliver(f"heartbeat #{beats}")
+        report_of().delivered("heartbeat", f"heartbeat #{beats}", ideal, agent.is_idle)
+
+    async def fast_tick(ctx: TriggerContext) -> None:
+        nonlocal fast
+        fast += 1
+        ideal = ideal_tick(report_of().started, 0.25)
+        await ctx.deliver(f"fast #{fast}")
+        report_of().delivered("fast", f"fast #{fast}", ideal, agent.is_idle)
+
+    @trigger(name="inbox", delivery=TriggerDelivery.WAIT_IDLE)
+    async def relay_inbox(ctx: TriggerContext) -> None:
+        while True:
+            subject, arrived = await inbox.get()
+            await ctx.deliver(f"new mail: {subject}")
+            report_of().delivered("inbox", subject, arrived, agent.is_idle)
+
+    async def mail_arrives() -> None:
+        for n in range(1, 1000):
+            await asyncio.sleep(random.uniform(0.5, 1.5))
+            await inbox.put((f"mail {n}", time.perf_counter()))
+
+    def report_of() -> Report:
+        assert report is not None
+        return report
+
+    runner = TriggerRunner(
+        [
+            every(1.0, heartbeat, name="heartbeat"),
+            every(0.25, fast_tick, name="fast", delivery=TriggerDelivery.SEND_IMMEDIATELY),
+            relay_inbox,
+        ],
+        agent,
+    )
+    life = asyncio.create_task(agent.live())
+    mail = asyncio.create_task(mail_arrives())
+    report = Report(started=time.perf_counter())
+    async with runner:
+        await asyncio.sleep(seconds)
+    for task in (life, mail):
+        task.cancel()
+    await asyncio.gather(life, mail, return_exceptions=True)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m agent_triggers",
+        description="Run three triggers against a simulated agent and show their timing.",
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long to run (default 5)")
+    args = parser.parse_args(argv)
+    if not args.seconds > 0:
+        parser.error("--seconds must be positive")
+    print(
+        f"agent busy {BUSY_TURN}s / idle {IDLE_TURN}s; heartbeat every 1 s (waits for idle), "
+        "fast every 0.25 s (immediate), inbox relay (waits for idle)",
+        flush=True,
+    )
+    report = asyncio.run(run(args.seconds))
+    worst = ", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(report.worst.items()))
+    print(f"summary: {report.count} messages delivered in {args.seconds:g} s; worst lateness: {worst}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
