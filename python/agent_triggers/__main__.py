@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = asyncio.run(run(args.seconds))
     worst = ", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(report.worst.items()))
-    print(f"summary: {report.count} messages delivered in {args.seconds:g} s; worst lateness: {worst}")
+    print(
+        f"summary: {report.count} messages delivered in {args.seconds:g} s; worst lateness: {worst}"
+    )
     return 0
 
 

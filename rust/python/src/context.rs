@@ -22,7 +22,7 @@ use crate::delivery;
 /// Every method returns an awaitable that runs on the caller's event loop;
 /// cancelling the awaiting task cancels the send. Exceptions raised by the
 /// connection propagate to the awaiting trigger.
-#[pyclass(frozen, module = "agent_triggers._core")]
+#[pyclass(frozen, weakref, module = "agent_triggers._core")]
 pub struct TriggerContext {
     connection: Arc<PyConnection>,
     delivery: TriggerDelivery,

@@ -22,7 +22,7 @@ const MAX_INTERVAL_SECONDS: f64 = 3.2e9;
 
 /// A periodic trigger made by ``every()``: calls ``callback(ctx)`` every
 /// ``interval`` seconds.
-#[pyclass(frozen, module = "agent_triggers._core")]
+#[pyclass(frozen, weakref, module = "agent_triggers._core")]
 pub struct PeriodicTrigger {
     period: Duration,
     name: String,
@@ -121,7 +121,7 @@ impl PeriodicTrigger {
 }
 
 /// A fixed-rate schedule kept by the Rust runtime (see ``PeriodicTrigger._ticker``).
-#[pyclass(frozen, module = "agent_triggers._core")]
+#[pyclass(frozen, weakref, module = "agent_triggers._core")]
 pub struct Ticker {
     ticker: Arc<tokio::sync::Mutex<CoreTicker>>,
     handle: tokio::runtime::Handle,

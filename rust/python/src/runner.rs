@@ -27,7 +27,7 @@ use crate::trigger::TriggerSpec;
 /// raises is logged (logger ``agent_triggers``, ERROR) and does not disturb the
 /// others; it is not restarted. A runner garbage-collected without ``stop()``
 /// cancels its triggers; running triggers do not keep it alive.
-#[pyclass(frozen, module = "agent_triggers._core")]
+#[pyclass(frozen, weakref, module = "agent_triggers._core")]
 pub struct TriggerRunner {
     triggers: Vec<TriggerSpec>,
     connection: Arc<PyConnection>,
