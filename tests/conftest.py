@@ -1,0 +1,175 @@
+"""Fake connections (API.md §2) and a bounded-poll helper shared by the suite.
+
+Timing in these tests is only ever checked through bounded polls with generous
+limits: the fakes record what happened, the tests wait until it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
+
+
+class SendFailedError(Exception):
+    """What `RaisingConnection` raises from its send method."""
+
+
+class FakeConnection:
+    """A full connection: `send_trigger`, `is_idle` property and `wait_for_idle`.
+
+    Starts idle; `set_idle(False)` puts the agent mid-turn.
+    """
+
+    def __init__(self, *, idle: bool = True) -> None:
+        self.sent: list[str] = []
+        self._idle = idle
+        # Created on first wait, inside the running loop (Python 3.9's Event binds
+        # to a loop at construction).
+        self._idle_event: asyncio.Event | None = None
+
+    @property
+    def is_idle(self) -> bool:
+        return self._idle
+
+    def set_idle(self, idle: bool) -> None:
+        self._idle = idle
+        if self._idle_event is not None:
+            if idle:
+                self._idle_event.set()
+            else:
+                self._idle_event.clear()
+
+    async def wait_for_idle(self) -> None:
+        if self._idle_event is None:
+            self._idle_event = asyncio.Event()
+            if self._idle:
+                self._idle_event.set()
+        await self._idle_event.wait()
+
+    async def send_trigger(self, content: str) -> None:
+        self.sent.append(content)
+
+
+class AntigravityConnection:
+    """Antigravity's connection shape: only `send_trigger_notification`."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send_trigger_notification(self, content: str) -> None:
+        self.sent.append(content)
+
+
+class MethodIdleConnection:
+    """`is_idle` is a zero-argument method, not a property."""
+
+    def __init__(self, *, idle: bool) -> None:
+        self.sent: list[str] = []
+        self.idle = idle
+
+    def is_idle(self) -> bool:
+        return self.idle
+
+    async def send_trigger(self, content: str) -> None:
+        self.sent.append(content)
+
+
+class AttributeIdleConnection:
+    """`is_idle` is a plain instance attribute."""
+
+    def __init__(self, *, idle: bool) -> None:
+        self.sent: list[str] = []
+        self.is_idle = idle
+
+    async def send_trigger(self, content: str) -> None:
+        self.sent.append(content)
+
+
+class BareConnection:
+    """Only `send_trigger`: no `is_idle`, no `wait_for_idle`."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send_trigger(self, content: str) -> None:
+        self.sent.append(content)
+
+
+class RaisingConnection:
+    """`send_trigger` raises `self.error` (the same instance every time)."""
+
+    def __init__(self) -> None:
+        self.error = SendFailedError("agent connection lost")
+        self.attempts: list[str] = []
+
+    async def send_trigger(self, content: str) -> None:
+        self.attempts.append(content)
+        raise self.error
+
+
+async def wait_for(
+    predicate: Callable[[], object], timeout: float = 5.0, what: str | None = None
+) -> None:
+    """Poll `predicate` every 10 ms until it is truthy; fail the test after `timeout` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if predicate():
+            return
+        if loop.time() >= deadline:
+            description = what or getattr(predicate, "__name__", repr(predicate))
+            pytest.fail(f"timed out after {timeout} s waiting for: {description}")
+        await asyncio.sleep(0.01)
+
+
+async def stays_false(predicate: Callable[[], object], duration: float = 0.1) -> bool:
+    """Whether `predicate` stays falsy for `duration` s (polled every 10 ms)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration
+    while loop.time() < deadline:
+        if predicate():
+            return False
+        await asyncio.sleep(0.01)
+    return not predicate()
+
+
+def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """ERROR records of the `agent_triggers` logger (API.md §4: how failures are reported)."""
+    return [
+        record
+        for record in caplog.records
+        if record.name == "agent_triggers" and record.levelno == logging.ERROR
+    ]
+
+
+@pytest.fixture
+def connection() -> FakeConnection:
+    return FakeConnection()
+
+
+@pytest.fixture
+def busy_connection() -> FakeConnection:
+    return FakeConnection(idle=False)
+
+
+@pytest.fixture
+def antigravity_connection() -> AntigravityConnection:
+    return AntigravityConnection()
+
+
+@pytest.fixture
+def method_idle_connection() -> MethodIdleConnection:
+    return MethodIdleConnection(idle=False)
+
+
+@pytest.fixture
+def bare_connection() -> BareConnection:
+    return BareConnection()
+
+
+@pytest.fixture
+def raising_connection() -> RaisingConnection:
+    return RaisingConnection()

@@ -1,0 +1,476 @@
+"""API.md §5: `every`, the native periodic trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from agent_triggers import TriggerContext, TriggerDelivery, TriggerRunner, every
+
+from conftest import FakeConnection, error_records, stays_false, wait_for
+
+
+async def nothing(ctx: object) -> None:
+    pass
+
+
+# --- interval ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("interval", "seconds"),
+    [
+        (300, 300.0),
+        (1, 1.0),
+        (0.25, 0.25),
+        (timedelta(minutes=5), 300.0),
+        (timedelta(milliseconds=1500), 1.5),
+    ],
+    ids=["int", "int-1", "float", "timedelta-minutes", "timedelta-ms"],
+)
+def test_interval_is_float_seconds(interval: Any, seconds: float) -> None:
+    trig = every(interval, nothing)
+    assert type(trig.interval) is float
+    assert trig.interval == seconds
+
+
+@pytest.mark.parametrize(
+    "interval",
+    [0, 0.0, -1, -0.5, math.nan, math.inf, -math.inf, timedelta(0), timedelta(seconds=-1)],
+    ids=["0", "0.0", "-1", "-0.5", "nan", "inf", "-inf", "timedelta-0", "timedelta-negative"],
+)
+def test_non_finite_or_non_positive_interval_is_a_value_error(interval: Any) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        every(interval, nothing)
+
+
+@pytest.mark.parametrize(
+    "interval",
+    ["5", None, True, False, [1], b"5", object()],
+    ids=["str", "None", "True", "False", "list", "bytes", "object"],
+)
+def test_non_number_interval_is_a_type_error(interval: Any) -> None:
+    with pytest.raises(TypeError):
+        every(interval, nothing)
+
+
+# --- callback ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("callback", [None, 3, "callback"], ids=["None", "int", "str"])
+def test_non_callable_callback_is_a_type_error(callback: Any) -> None:
+    with pytest.raises(TypeError):
+        every(1, callback)
+
+
+# --- name, delivery ------------------------------------------------------------------
+
+
+def test_name_defaults_to_every_interval_s() -> None:
+    trig = every(300, nothing)
+    assert trig.name == "every_300s"
+    assert trig.__name__ == "every_300s"
+
+
+def test_default_name_uses_the_interval_as_given() -> None:
+    assert every(0.5, nothing).name == "every_0.5s"
+    assert every(2, nothing).name == "every_2s"
+
+
+def test_custom_name() -> None:
+    trig = every(10, nothing, name="inbox-poller")
+    assert trig.name == "inbox-poller"
+    assert trig.__name__ == "inbox-poller"
+
+
+def test_delivery_defaults_to_wait_idle() -> None:
+    assert every(10, nothing).delivery == TriggerDelivery.WAIT_IDLE
+
+
+def test_custom_delivery() -> None:
+    trig = every(10, nothing, delivery=TriggerDelivery.SEND_IMMEDIATELY)
+    assert trig.delivery == TriggerDelivery.SEND_IMMEDIATELY
+
+
+def test_name_and_delivery_are_keyword_only() -> None:
+    positional: Any = every
+    with pytest.raises(TypeError):
+        positional(10, nothing, "positional-name")
+
+
+# --- schedule --------------------------------------------------------------------------
+
+
+async def test_first_call_comes_one_interval_after_start(connection: FakeConnection) -> None:
+    loop = asyncio.get_running_loop()
+    call_times: list[float] = []
+
+    async def record(ctx: object) -> None:
+        call_times.append(loop.time())
+
+    runner = TriggerRunner([every(0.3, record)], connection)
+    started_at = loop.time()
+    await runner.start()
+    try:
+        assert await stays_false(lambda: call_times, duration=0.1)
+        await wait_for(lambda: call_times)
+    finally:
+        await runner.stop()
+    # Noise only ever delays a call: one must never come early.
+    assert call_times[0] - started_at >= 0.25
+
+
+async def test_callback_is_called_repeatedly(connection: FakeConnection) -> None:
+    calls: list[object] = []
+
+    async def record(ctx: object) -> None:
+        calls.append(ctx)
+
+    async with TriggerRunner([every(0.02, record)], connection):
+        await wait_for(lambda: len(calls) >= 5)
+    assert all(isinstance(ctx, TriggerContext) for ctx in calls)
+    assert len({id(ctx) for ctx in calls}) == 1, "one trigger, one context"
+
+
+async def test_fixed_rate_the_callback_duration_does_not_add_drift(
+    connection: FakeConnection,
+) -> None:
+    """Interval 0.05 s, callback 0.03 s, ~1 s window.
+
+    Fixed-rate gives ~20 calls; sleeping the interval after each callback would
+    give ~12; bursting would give more than 20.
+    """
+    loop = asyncio.get_running_loop()
+    call_times: list[float] = []
+
+    async def slowish(ctx: object) -> None:
+        call_times.append(loop.time())
+        await asyncio.sleep(0.03)
+
+    runner = TriggerRunner([every(0.05, slowish)], connection)
+    started_at = loop.time()
+    await runner.start()
+    try:
+        await asyncio.sleep(1.05)
+    finally:
+        await runner.stop()
+    in_window = [t for t in call_times if t - started_at <= 1.0]
+    assert 15 <= len(in_window) <= 22, call_times
+
+
+async def test_overrunning_callback_never_overlaps_itself(connection: FakeConnection) -> None:
+    running = 0
+    max_running = 0
+    calls = 0
+
+    async def overrun(ctx: object) -> None:
+        nonlocal running, max_running, calls
+        calls += 1
+        running += 1
+        max_running = max(max_running, running)
+        try:
+            await asyncio.sleep(0.25)
+        finally:
+            running -= 1
+
+    async with TriggerRunner([every(0.05, overrun)], connection):
+        await wait_for(lambda: calls >= 3)
+    assert max_running == 1
+
+
+async def test_missed_ticks_are_skipped_not_burst(connection: FakeConnection) -> None:
+    """After one call overruns six intervals, the missed ticks are not replayed."""
+    loop = asyncio.get_running_loop()
+    call_times: list[float] = []
+    first_call_ended: list[float] = []
+
+    async def overrun_once(ctx: object) -> None:
+        call_times.append(loop.time())
+        if len(call_times) == 1:
+            await asyncio.sleep(0.6)
+            first_call_ended.append(loop.time())
+
+    async with TriggerRunner([every(0.1, overrun_once)], connection):
+        await wait_for(lambda: first_call_ended)
+        await asyncio.sleep(0.15)
+        end = first_call_ended[0]
+        after = [t for t in call_times[1:] if end <= t <= end + 0.15]
+    assert len(after) <= 3, call_times
+
+
+async def test_raising_callback_is_logged_and_the_schedule_goes_on(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+    calls = 0
+
+    async def flaky(ctx: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("flaky failure 31337")
+
+    async with TriggerRunner([every(0.03, flaky, name="flaky-every")], connection):
+        await wait_for(lambda: error_records(caplog))
+        await wait_for(lambda: calls >= 3, what="calls after the failing one")
+    (record,) = error_records(caplog)
+    assert "flaky-every" in record.getMessage()
+    assert "flaky failure 31337" in record.getMessage()
+    assert record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError
+
+
+async def test_callback_that_always_raises_keeps_being_called(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+    calls = 0
+
+    async def always_fails(ctx: object) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError(f"failure {calls}")
+
+    async with TriggerRunner([every(0.02, always_fails)], connection):
+        await wait_for(lambda: calls >= 3)
+        await wait_for(lambda: len(error_records(caplog)) >= 3)
+    assert all("every_0.02s" in record.getMessage() for record in error_records(caplog))
+
+
+async def test_callbacks_run_on_the_callers_loop_with_its_contextvars(
+    connection: FakeConnection,
+) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[tuple[asyncio.AbstractEventLoop, str]] = []
+
+    async def record(ctx: object) -> None:
+        seen.append((asyncio.get_running_loop(), var.get()))
+
+    token = var.set("caller value")
+    try:
+        async with TriggerRunner([every(0.02, record)], connection):
+            await wait_for(lambda: len(seen) >= 2)
+    finally:
+        var.reset(token)
+    running = asyncio.get_running_loop()
+    assert all(loop is running and value == "caller value" for loop, value in seen)
+
+
+# --- the trigger object as an async callable ---------------------------------------
+
+
+async def test_calling_the_trigger_returns_a_coroutine_that_runs_the_schedule() -> None:
+    sentinel = object()
+    received: list[object] = []
+
+    async def record(ctx: object) -> None:
+        received.append(ctx)
+
+    coro = every(0.02, record)(sentinel)
+    assert asyncio.iscoroutine(coro)
+    task = asyncio.create_task(coro)
+    try:
+        await wait_for(lambda: len(received) >= 3)
+        assert not task.done(), "the schedule runs until cancelled"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert task.cancelled()
+    assert all(ctx is sentinel for ctx in received)
+    count = len(received)
+    await asyncio.sleep(0.1)
+    assert len(received) == count, "the schedule stopped with its task"
+
+
+async def test_calling_the_trigger_does_not_call_back_at_once() -> None:
+    calls: list[object] = []
+
+    async def record(ctx: object) -> None:
+        calls.append(ctx)
+
+    coro = every(0.3, record)("ctx")
+    assert asyncio.iscoroutine(coro)
+    task = asyncio.create_task(coro)
+    try:
+        assert await stays_false(lambda: calls, duration=0.1)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_cancelling_the_task_reaches_a_callback_mid_flight() -> None:
+    events: list[str] = []
+
+    async def long_callback(ctx: object) -> None:
+        events.append("started")
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        finally:
+            await asyncio.sleep(0.02)
+            events.append("finally")
+
+    coro = every(0.02, long_callback)(object())
+    assert asyncio.iscoroutine(coro)
+    task = asyncio.create_task(coro)
+    try:
+        await wait_for(lambda: events == ["started"])
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await wait_for(lambda: events == ["started", "cancelled", "finally"])
+
+
+async def test_the_same_trigger_object_can_run_twice_concurrently() -> None:
+    """`ctx` is handed to the callback as is, so two runs stay apart."""
+    received: list[str] = []
+
+    async def record(ctx: str) -> None:
+        received.append(ctx)
+
+    trig = every(0.02, record)
+    first, second = trig("first"), trig("second")
+    assert asyncio.iscoroutine(first)
+    assert asyncio.iscoroutine(second)
+    tasks = [asyncio.create_task(first), asyncio.create_task(second)]
+    try:
+        await wait_for(lambda: {"first", "second"} <= set(received))
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+class ForeignContext:
+    """The context some other runner (Antigravity's, say) would hand a trigger."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, content: str) -> None:
+        self.sent.append(content)
+
+
+async def test_runs_under_a_foreign_runner_with_its_own_context_type() -> None:
+    async def report(ctx: ForeignContext) -> None:
+        await ctx.send("via a foreign context")
+
+    triggers = [every(0.02, report, name="portable")]
+    contexts = [ForeignContext() for _ in triggers]
+    # What a minimal third-party runner does: one task per trigger(ctx).
+    tasks = []
+    for trig, ctx in zip(triggers, contexts):
+        coro = trig(ctx)
+        assert asyncio.iscoroutine(coro)
+        tasks.append(asyncio.create_task(coro))
+    try:
+        await wait_for(lambda: len(contexts[0].sent) >= 2)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert set(contexts[0].sent) == {"via a foreign context"}
+
+
+# --- under a runner, with a real connection ---------------------------------------------
+
+
+async def test_under_a_runner_the_callback_sends_through_the_context(
+    connection: FakeConnection,
+) -> None:
+    async def report(ctx: TriggerContext) -> None:
+        await ctx.send("sent")
+        await ctx.send_when_idle("sent when idle")
+        await ctx.deliver("delivered")
+
+    async with TriggerRunner([every(0.03, report, name="reporter")], connection):
+        await wait_for(lambda: len(connection.sent) >= 3)
+    assert connection.sent[:3] == ["sent", "sent when idle", "delivered"]
+
+
+async def test_under_a_runner_deliver_follows_send_immediately(
+    busy_connection: FakeConnection,
+) -> None:
+    async def report(ctx: TriggerContext) -> None:
+        await ctx.deliver("urgent")
+
+    trig = every(0.03, report, delivery=TriggerDelivery.SEND_IMMEDIATELY)
+    async with TriggerRunner([trig], busy_connection):
+        await wait_for(lambda: "urgent" in busy_connection.sent)
+    assert busy_connection.is_idle is False
+
+
+async def test_under_a_runner_deliver_follows_wait_idle(busy_connection: FakeConnection) -> None:
+    calls = 0
+
+    async def report(ctx: TriggerContext) -> None:
+        nonlocal calls
+        calls += 1
+        await ctx.deliver("polite")
+
+    async with TriggerRunner([every(0.03, report)], busy_connection):
+        await wait_for(lambda: calls >= 1)
+        assert await stays_false(lambda: busy_connection.sent, duration=0.15)
+        busy_connection.set_idle(True)
+        await wait_for(lambda: "polite" in busy_connection.sent)
+
+
+async def test_under_a_runner_send_when_idle_waits_while_send_does_not(
+    busy_connection: FakeConnection,
+) -> None:
+    async def report(ctx: TriggerContext) -> None:
+        await ctx.send("now")
+        await ctx.send_when_idle("later")
+
+    async with TriggerRunner([every(0.5, report)], busy_connection):
+        await wait_for(lambda: busy_connection.sent == ["now"])
+        assert await stays_false(lambda: "later" in busy_connection.sent, duration=0.15)
+        busy_connection.set_idle(True)
+        await wait_for(lambda: "later" in busy_connection.sent)
+
+
+async def test_runner_stop_waits_for_a_callback_mid_flight(connection: FakeConnection) -> None:
+    events: list[str] = []
+
+    async def long_callback(ctx: TriggerContext) -> None:
+        events.append("started")
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.05)
+            events.append("finally")
+
+    runner = TriggerRunner([every(0.02, long_callback)], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: events == ["started"])
+    finally:
+        await runner.stop()
+    assert events == ["started", "finally"]
+    assert runner.is_running is False
+
+
+async def test_runner_is_running_while_an_every_trigger_is_scheduled(
+    connection: FakeConnection,
+) -> None:
+    runner = TriggerRunner([every(60, nothing)], connection)
+    await runner.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert runner.is_running is True
+    finally:
+        await runner.stop()
+    assert runner.is_running is False

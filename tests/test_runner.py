@@ -1,0 +1,829 @@
+"""API.md §4: `TriggerRunner` — construction, lifecycle, errors, loop and GC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import logging
+import re
+import threading
+import time
+import weakref
+from typing import Any
+
+import pytest
+
+from agent_triggers import (
+    AlreadyStartedError,
+    Trigger,
+    TriggerContext,
+    TriggerRunner,
+    every,
+)
+
+from conftest import FakeConnection, RaisingConnection, error_records, wait_for
+
+
+async def noop(ctx: TriggerContext) -> None:
+    pass
+
+
+async def wait_forever(ctx: TriggerContext) -> None:
+    await asyncio.sleep(3600)
+
+
+# --- construction --------------------------------------------------------------
+
+
+async def test_constructed_with_positional_arguments(connection: FakeConnection) -> None:
+    async def greet(ctx: TriggerContext) -> None:
+        await ctx.send("positional")
+
+    async with TriggerRunner([greet], connection):
+        await wait_for(lambda: connection.sent == ["positional"])
+
+
+async def test_constructed_with_keyword_arguments(connection: FakeConnection) -> None:
+    async def greet(ctx: TriggerContext) -> None:
+        await ctx.send("keyword")
+
+    async with TriggerRunner(triggers=[greet], connection=connection):
+        await wait_for(lambda: connection.sent == ["keyword"])
+
+
+async def test_triggers_may_be_any_iterable(connection: FakeConnection) -> None:
+    async def greet(ctx: TriggerContext) -> None:
+        await ctx.send("from a tuple")
+
+    async with TriggerRunner((greet,), connection):
+        await wait_for(lambda: connection.sent == ["from a tuple"])
+
+
+@pytest.mark.parametrize("bad_item", [42, "not a trigger", None, object()])
+def test_non_callable_item_is_rejected_naming_its_index(
+    connection: FakeConnection, bad_item: object
+) -> None:
+    triggers: list[Any] = [noop, bad_item]
+    with pytest.raises(TypeError) as excinfo:
+        TriggerRunner(triggers, connection)
+    assert re.search(r"\b1\b", str(excinfo.value)), str(excinfo.value)
+
+
+def test_non_callable_item_index_is_reported_for_later_positions(
+    connection: FakeConnection,
+) -> None:
+    triggers: list[Any] = [noop] * 11 + [42]
+    with pytest.raises(TypeError, match=r"\b11\b"):
+        TriggerRunner(triggers, connection)
+
+
+def test_non_callable_first_item_is_reported_as_index_0(connection: FakeConnection) -> None:
+    triggers: list[Any] = [3.5, noop]
+    with pytest.raises(TypeError, match=r"\b0\b"):
+        TriggerRunner(triggers, connection)
+
+
+def test_non_callable_item_is_rejected_with_keyword_arguments(
+    connection: FakeConnection,
+) -> None:
+    triggers: list[Any] = [noop, noop, "nope"]
+    with pytest.raises(TypeError, match=r"\b2\b"):
+        TriggerRunner(triggers=triggers, connection=connection)
+
+
+class NotCallableTrigger(Trigger):
+    """A Trigger subclass instance is accepted whether or not it is callable."""
+
+    name = "not-callable"
+
+    async def run(self, ctx: TriggerContext) -> None:
+        await ctx.send("class-based")
+
+
+def test_construction_accepts_every_trigger_kind(connection: FakeConnection) -> None:
+    async def tick(ctx: object) -> None:
+        pass
+
+    TriggerRunner([noop, NotCallableTrigger(), every(60, tick), lambda ctx: noop(ctx)], connection)
+
+
+async def test_empty_runner_starts_and_stops(connection: FakeConnection) -> None:
+    runner = TriggerRunner([], connection)
+    await runner.start()
+    await runner.stop()
+    assert runner.is_running is False
+
+
+# --- start -----------------------------------------------------------------------
+
+
+async def test_start_runs_triggers_concurrently(connection: FakeConnection) -> None:
+    """Each trigger waits for the other to have started: only concurrency gets both done."""
+    first_started = asyncio.Event()
+    second_started = asyncio.Event()
+
+    async def first(ctx: TriggerContext) -> None:
+        first_started.set()
+        await second_started.wait()
+        await ctx.send("first done")
+
+    async def second(ctx: TriggerContext) -> None:
+        second_started.set()
+        await first_started.wait()
+        await ctx.send("second done")
+
+    async with TriggerRunner([first, second], connection):
+        await wait_for(lambda: sorted(connection.sent) == ["first done", "second done"])
+
+
+async def test_each_trigger_gets_its_own_context(connection: FakeConnection) -> None:
+    contexts: list[TriggerContext] = []
+
+    async def record(ctx: TriggerContext) -> None:
+        contexts.append(ctx)
+        await ctx.send(f"from context {len(contexts)}")
+
+    async with TriggerRunner([record, record, record], connection):
+        await wait_for(lambda: len(contexts) == 3 and len(connection.sent) == 3)
+    assert all(isinstance(ctx, TriggerContext) for ctx in contexts)
+    assert len({id(ctx) for ctx in contexts}) == 3
+
+
+async def test_start_returns_without_waiting_for_triggers(connection: FakeConnection) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    try:
+        await asyncio.wait_for(runner.start(), timeout=2.0)
+    finally:
+        await runner.stop()
+
+
+async def test_second_start_while_running_raises_already_started(
+    connection: FakeConnection,
+) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.start()
+    try:
+        with pytest.raises(AlreadyStartedError):
+            await runner.start()
+    finally:
+        await runner.stop()
+
+
+async def test_second_start_raises_even_after_every_trigger_returned(
+    connection: FakeConnection,
+) -> None:
+    runner = TriggerRunner([noop], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: not runner.is_running)
+        with pytest.raises(AlreadyStartedError):
+            await runner.start()
+    finally:
+        await runner.stop()
+
+
+async def test_already_started_error_is_a_runtime_error_when_raised(
+    connection: FakeConnection,
+) -> None:
+    runner = TriggerRunner([], connection)
+    await runner.start()
+    try:
+        with pytest.raises(RuntimeError):
+            await runner.start()
+    finally:
+        await runner.stop()
+
+
+async def test_second_start_does_not_launch_triggers_again(connection: FakeConnection) -> None:
+    starts: list[int] = []
+
+    async def counted(ctx: TriggerContext) -> None:
+        starts.append(1)
+        await asyncio.sleep(3600)
+
+    runner = TriggerRunner([counted], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: starts)
+        with pytest.raises(AlreadyStartedError):
+            await runner.start()
+        await asyncio.sleep(0.05)
+        assert len(starts) == 1
+    finally:
+        await runner.stop()
+
+
+# --- stop --------------------------------------------------------------------------
+
+
+async def test_stop_cancels_and_waits_for_async_cleanup(connection: FakeConnection) -> None:
+    events: list[str] = []
+
+    async def sleeper(ctx: TriggerContext) -> None:
+        events.append("started")
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            await asyncio.sleep(0.05)
+            events.append("except done")
+            raise
+        finally:
+            await asyncio.sleep(0.05)
+            events.append("finally done")
+
+    runner = TriggerRunner([sleeper], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: events == ["started"])
+    finally:
+        await runner.stop()
+    assert events == ["started", "cancelled", "except done", "finally done"]
+
+
+async def test_stop_waits_for_the_cleanup_of_every_trigger(connection: FakeConnection) -> None:
+    cleaned: list[int] = []
+    started: list[int] = []
+
+    def make(i: int) -> Any:
+        async def sleeper(ctx: TriggerContext) -> None:
+            started.append(i)
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.01 * i)
+                cleaned.append(i)
+
+        return sleeper
+
+    runner = TriggerRunner([make(i) for i in range(5)], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: len(started) == 5)
+    finally:
+        await runner.stop()
+    assert sorted(cleaned) == [0, 1, 2, 3, 4]
+
+
+async def test_stop_cancels_a_trigger_subclass(connection: FakeConnection) -> None:
+    started: list[str] = []
+    cleaned: list[str] = []
+
+    class Sleeper(Trigger):
+        name = "sleeper"
+
+        async def run(self, ctx: TriggerContext) -> None:
+            started.append(self.name)
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.02)
+                cleaned.append(self.name)
+
+    runner = TriggerRunner([Sleeper()], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: started)
+    finally:
+        await runner.stop()
+    assert cleaned == ["sleeper"]
+
+
+async def test_stop_cancels_a_trigger_awaiting_send_when_idle(
+    busy_connection: FakeConnection,
+) -> None:
+    finished: list[str] = []
+
+    async def patient(ctx: TriggerContext) -> None:
+        try:
+            await ctx.send_when_idle("never sent")
+        finally:
+            finished.append("finally")
+
+    runner = TriggerRunner([patient], busy_connection)
+    await runner.start()
+    await asyncio.sleep(0.05)
+    await runner.stop()
+    assert finished == ["finally"]
+    busy_connection.set_idle(True)
+    await asyncio.sleep(0.05)
+    assert busy_connection.sent == []
+
+
+async def test_stop_returns_normally_even_if_a_trigger_swallows_cancellation(
+    connection: FakeConnection,
+) -> None:
+    async def stubborn(ctx: TriggerContext) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return
+
+    runner = TriggerRunner([stubborn], connection)
+    await runner.start()
+    await asyncio.sleep(0.02)
+    await asyncio.wait_for(runner.stop(), timeout=5.0)
+    assert runner.is_running is False
+
+
+async def test_stop_before_start_is_a_no_op(connection: FakeConnection) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.stop()
+    assert runner.is_running is False
+    await runner.start()
+    try:
+        assert runner.is_running is True
+    finally:
+        await runner.stop()
+
+
+async def test_stop_is_idempotent(connection: FakeConnection) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.start()
+    await runner.stop()
+    await runner.stop()
+    await runner.stop()
+    assert runner.is_running is False
+
+
+async def test_concurrent_stops_both_return(connection: FakeConnection) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.start()
+    await asyncio.wait_for(asyncio.gather(runner.stop(), runner.stop()), timeout=5.0)
+    assert runner.is_running is False
+
+
+async def test_runner_can_be_started_again_after_stop(connection: FakeConnection) -> None:
+    runs: list[int] = []
+
+    async def counted(ctx: TriggerContext) -> None:
+        runs.append(1)
+        await ctx.send(f"run {len(runs)}")
+        await asyncio.sleep(3600)
+
+    runner = TriggerRunner([counted], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["run 1"])
+    finally:
+        await runner.stop()
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["run 1", "run 2"])
+        assert runner.is_running is True
+    finally:
+        await runner.stop()
+    assert runner.is_running is False
+
+
+async def test_restart_after_triggers_returned(connection: FakeConnection) -> None:
+    async def once(ctx: TriggerContext) -> None:
+        await ctx.send("once")
+
+    runner = TriggerRunner([once], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["once"])
+    finally:
+        await runner.stop()
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["once", "once"])
+    finally:
+        await runner.stop()
+
+
+# --- is_running ----------------------------------------------------------------------
+
+
+async def test_is_running_false_before_start(connection: FakeConnection) -> None:
+    assert TriggerRunner([wait_forever], connection).is_running is False
+
+
+async def test_is_running_true_while_a_trigger_runs_and_false_after_stop(
+    connection: FakeConnection,
+) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.start()
+    try:
+        assert runner.is_running is True
+        await asyncio.sleep(0.05)
+        assert runner.is_running is True
+    finally:
+        await runner.stop()
+    assert runner.is_running is False
+
+
+async def test_is_running_becomes_false_once_every_trigger_returned(
+    connection: FakeConnection,
+) -> None:
+    release = asyncio.Event()
+
+    async def short(ctx: TriggerContext) -> None:
+        await ctx.send("short")
+
+    async def longer(ctx: TriggerContext) -> None:
+        await release.wait()
+
+    runner = TriggerRunner([short, longer], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["short"])
+        await asyncio.sleep(0.02)
+        assert runner.is_running is True, "one trigger is still running"
+        release.set()
+        await wait_for(lambda: runner.is_running is False)
+    finally:
+        await runner.stop()
+
+
+async def test_is_running_becomes_false_when_the_only_trigger_raises(
+    connection: FakeConnection,
+) -> None:
+    async def broken(ctx: TriggerContext) -> None:
+        raise RuntimeError("broken on purpose")
+
+    runner = TriggerRunner([broken], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: runner.is_running is False)
+    finally:
+        await runner.stop()
+
+
+# --- async with --------------------------------------------------------------------
+
+
+async def test_async_with_starts_on_enter_and_stops_on_exit(connection: FakeConnection) -> None:
+    events: list[str] = []
+
+    async def sleeper(ctx: TriggerContext) -> None:
+        events.append("started")
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.02)
+            events.append("cleaned up")
+
+    runner = TriggerRunner([sleeper], connection)
+    async with runner:
+        assert runner.is_running is True
+        await wait_for(lambda: events == ["started"])
+    assert events == ["started", "cleaned up"]
+    assert runner.is_running is False
+
+
+async def test_async_with_stops_when_the_body_raises(connection: FakeConnection) -> None:
+    cleaned: list[bool] = []
+
+    async def sleeper(ctx: TriggerContext) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cleaned.append(True)
+
+    runner = TriggerRunner([sleeper], connection)
+
+    async def body_raises() -> None:
+        async with runner:
+            await asyncio.sleep(0.02)
+            raise KeyError("from the body")
+
+    with pytest.raises(KeyError, match="from the body"):
+        await body_raises()
+    assert cleaned == [True]
+    assert runner.is_running is False
+
+
+async def test_async_with_on_a_started_runner_raises_already_started(
+    connection: FakeConnection,
+) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.start()
+    try:
+        with pytest.raises(AlreadyStartedError):
+            async with runner:
+                pass
+    finally:
+        await runner.stop()
+
+
+# --- returning and raising triggers --------------------------------------------------
+
+
+async def test_a_trigger_that_returns_ends_quietly(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent_triggers")
+
+    async def once(ctx: TriggerContext) -> None:
+        await ctx.send("done")
+
+    runner = TriggerRunner([once], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: not runner.is_running)
+    finally:
+        await runner.stop()
+    assert connection.sent == ["done"]
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert noisy == []
+
+
+async def test_raising_trigger_is_logged_with_name_text_and_exc_info(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+
+    async def exploding_trigger(ctx: TriggerContext) -> None:
+        raise ValueError("kaboom-4217")
+
+    async with TriggerRunner([exploding_trigger], connection):
+        await wait_for(lambda: error_records(caplog))
+    (record,) = error_records(caplog)
+    message = record.getMessage()
+    assert "exploding_trigger" in message
+    assert "kaboom-4217" in message
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ValueError
+    assert str(record.exc_info[1]) == "kaboom-4217"
+
+
+async def test_raising_trigger_subclass_is_logged_under_its_name(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+
+    class Exploding(Trigger):
+        name = "exploding-class-trigger"
+
+        async def run(self, ctx: TriggerContext) -> None:
+            raise RuntimeError("class kaboom 99")
+
+    async with TriggerRunner([Exploding()], connection):
+        await wait_for(lambda: error_records(caplog))
+    (record,) = error_records(caplog)
+    assert "exploding-class-trigger" in record.getMessage()
+    assert "class kaboom 99" in record.getMessage()
+    assert record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError
+
+
+async def test_raising_trigger_does_not_disturb_siblings_or_the_loop(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+    ticks: list[int] = []
+    failures: list[int] = []
+
+    async def failing(ctx: TriggerContext) -> None:
+        failures.append(1)
+        await asyncio.sleep(0.02)
+        raise RuntimeError("failing trigger")
+
+    async def steady(ctx: TriggerContext) -> None:
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0.01)
+
+    runner = TriggerRunner([failing, steady], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: error_records(caplog))
+        seen = len(ticks)
+        await wait_for(lambda: len(ticks) >= seen + 5, what="the sibling to keep ticking")
+        assert runner.is_running is True
+        # The loop still runs fresh work.
+        assert await asyncio.wait_for(asyncio.ensure_future(asyncio.sleep(0, "ok")), 2.0) == "ok"
+        # No restart: the failing trigger ran exactly once.
+        await asyncio.sleep(0.05)
+        assert failures == [1]
+    finally:
+        await runner.stop()
+    assert len(error_records(caplog)) == 1
+
+
+async def test_uncaught_send_error_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+    conn = RaisingConnection()
+
+    async def sender(ctx: TriggerContext) -> None:
+        await ctx.send("doomed")
+
+    async with TriggerRunner([sender], conn):
+        await wait_for(lambda: error_records(caplog))
+    (record,) = error_records(caplog)
+    assert "sender" in record.getMessage()
+    assert "agent connection lost" in record.getMessage()
+
+
+# --- loop and contextvars ------------------------------------------------------------
+
+
+async def test_triggers_run_on_the_event_loop_that_called_start(
+    connection: FakeConnection,
+) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+    threads: list[int] = []
+
+    async def where(ctx: TriggerContext) -> None:
+        loops.append(asyncio.get_running_loop())
+        threads.append(threading.get_ident())
+
+    async with TriggerRunner([where, where], connection):
+        await wait_for(lambda: len(loops) == 2)
+    running = asyncio.get_running_loop()
+    assert all(loop is running for loop in loops)
+    assert threads == [threading.get_ident()] * 2
+
+
+async def test_triggers_run_as_asyncio_tasks(connection: FakeConnection) -> None:
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    async def which_task(ctx: TriggerContext) -> None:
+        tasks.append(asyncio.current_task())
+
+    async with TriggerRunner([which_task], connection):
+        await wait_for(lambda: tasks)
+    assert isinstance(tasks[0], asyncio.Task)
+    assert tasks[0] is not asyncio.current_task()
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="unset")
+
+
+async def test_triggers_see_the_callers_contextvars(connection: FakeConnection) -> None:
+    seen: list[str] = []
+
+    async def read_var(ctx: TriggerContext) -> None:
+        seen.append(REQUEST_ID.get())
+
+    token = REQUEST_ID.set("set-before-start")
+    try:
+        async with TriggerRunner([read_var], connection):
+            await wait_for(lambda: seen)
+    finally:
+        REQUEST_ID.reset(token)
+    assert seen == ["set-before-start"]
+
+
+# --- garbage collection --------------------------------------------------------------
+
+
+async def test_runner_dropped_without_stop_cancels_python_triggers(
+    connection: FakeConnection,
+) -> None:
+    ticks: list[int] = []
+    finished: list[str] = []
+
+    async def ticking(ctx: TriggerContext) -> None:
+        try:
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.01)
+        finally:
+            finished.append("finally")
+
+    runner = TriggerRunner([ticking], connection)
+    await runner.start()
+    await wait_for(lambda: len(ticks) >= 3)
+    del runner
+    gc.collect()
+    await wait_for(lambda: finished == ["finally"], what="the dropped runner's trigger to end")
+    count = len(ticks)
+    await asyncio.sleep(0.1)
+    assert len(ticks) == count
+
+
+async def test_runner_dropped_without_stop_stops_native_triggers(
+    connection: FakeConnection,
+) -> None:
+    calls: list[int] = []
+
+    async def callback(ctx: object) -> None:
+        calls.append(1)
+
+    runner = TriggerRunner([every(0.01, callback)], connection)
+    await runner.start()
+    await wait_for(lambda: len(calls) >= 3)
+    del runner
+    gc.collect()
+
+    async def stopped_firing() -> bool:
+        before = len(calls)
+        await asyncio.sleep(0.15)
+        return len(calls) == before
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while not await stopped_firing():
+        assert loop.time() < deadline, "the every() trigger kept firing after its runner died"
+
+
+async def test_trigger_tasks_do_not_keep_the_runner_alive(connection: FakeConnection) -> None:
+    async def callback(ctx: object) -> None:
+        pass
+
+    runner = TriggerRunner([wait_forever, every(0.05, callback)], connection)
+    await runner.start()
+    await asyncio.sleep(0.02)
+    ref = weakref.ref(runner)
+    del runner
+    gc.collect()
+
+    def collected() -> bool:
+        gc.collect()
+        return ref() is None
+
+    await wait_for(collected, what="the runner to be collected")
+
+
+# --- the loop is never blocked -------------------------------------------------------
+
+
+async def test_event_loop_stays_responsive_with_many_triggers(
+    connection: FakeConnection,
+) -> None:
+    loop = asyncio.get_running_loop()
+    callback_calls: list[int] = []
+
+    async def busy_python(ctx: TriggerContext) -> None:
+        while True:
+            await ctx.send("py")
+            await asyncio.sleep(0.005)
+
+    async def callback(ctx: object) -> None:
+        callback_calls.append(1)
+
+    triggers: list[Any] = [busy_python] * 25 + [every(0.01, callback) for _ in range(25)]
+
+    async def max_lag(duration: float) -> float:
+        worst = 0.0
+        end = loop.time() + duration
+        while loop.time() < end:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            worst = max(worst, loop.time() - before - 0.01)
+        return worst
+
+    async with TriggerRunner(triggers, connection):
+        lag = await max_lag(0.6)
+        assert callback_calls, "the every() triggers never fired"
+        assert connection.sent, "the Python triggers never sent"
+    assert lag < 0.5
+
+
+async def test_other_python_threads_run_while_triggers_wait(connection: FakeConnection) -> None:
+    """Rust waiting on timers must not hold the GIL."""
+    progress: list[int] = []
+    done = threading.Event()
+
+    def worker() -> None:
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            progress.append(1)
+            time.sleep(0.001)
+        done.set()
+
+    async def callback(ctx: object) -> None:
+        pass
+
+    async with TriggerRunner([every(0.05, callback), every(0.2, callback)], connection):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        await wait_for(done.is_set)
+        thread.join()
+    assert len(progress) >= 20
+
+
+async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
+    """While stop() waits for a slow async cleanup, other tasks keep running."""
+    ticks: list[int] = []
+
+    async def slow_cleanup(ctx: TriggerContext) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.2)
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0.01)
+
+    runner = TriggerRunner([slow_cleanup], connection)
+    await runner.start()
+    await asyncio.sleep(0.02)
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        before = len(ticks)
+        await runner.stop()
+        assert len(ticks) >= before + 3
+    finally:
+        ticking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ticking
+    assert runner.is_running is False
