@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from agent_triggers import TriggerContext, TriggerDelivery, TriggerRunner, every, trigger
@@ -75,54 +76,56 @@ def ideal_tick(started: float, interval: float) -> float:
     return started + k * interval
 
 
+def periodic_message(
+    report: Report, source: str, interval: float
+) -> Callable[[TriggerContext], Awaitable[None]]:
+    """An ``every`` callback delivering ``"<source> #n"`` and reporting its lateness."""
+    count = 0
+
+    async def callback(ctx: TriggerContext) -> None:
+        nonlocal count
+        count += 1
+        ideal = ideal_tick(report.started, interval)
+        content = f"{source} #{count}"
+        await ctx.deliver(content)
+        report.delivered(source, content, ideal, ctx.is_idle)
+
+    return callback
+
+
 async def run(seconds: float) -> Report:
     agent = SimulatedAgent()
+    report = Report(started=time.perf_counter())
     inbox: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
-    report: Report | None = None
-    beats = 0
-    fast = 0
-
-    async def heartbeat(ctx: TriggerContext) -> None:
-        nonlocal beats
-        beats += 1
-        ideal = ideal_tick(report_of().started, 1.0)
-        await ctx.deliver(f"heartbeat #{beats}")
-        report_of().delivered("heartbeat", f"heartbeat #{beats}", ideal, agent.is_idle)
-
-    async def fast_tick(ctx: TriggerContext) -> None:
-        nonlocal fast
-        fast += 1
-        ideal = ideal_tick(report_of().started, 0.25)
-        await ctx.deliver(f"fast #{fast}")
-        report_of().delivered("fast", f"fast #{fast}", ideal, agent.is_idle)
 
     @trigger(name="inbox", delivery=TriggerDelivery.WAIT_IDLE)
     async def relay_inbox(ctx: TriggerContext) -> None:
         while True:
             subject, arrived = await inbox.get()
             await ctx.deliver(f"new mail: {subject}")
-            report_of().delivered("inbox", subject, arrived, agent.is_idle)
+            report.delivered("inbox", subject, arrived, ctx.is_idle)
 
     async def mail_arrives() -> None:
         for n in range(1, 1000):
             await asyncio.sleep(random.uniform(0.5, 1.5))
             await inbox.put((f"mail {n}", time.perf_counter()))
 
-    def report_of() -> Report:
-        assert report is not None
-        return report
-
     runner = TriggerRunner(
         [
-            every(1.0, heartbeat, name="heartbeat"),
-            every(0.25, fast_tick, name="fast", delivery=TriggerDelivery.SEND_IMMEDIATELY),
+            every(1.0, periodic_message(report, "heartbeat", 1.0), name="heartbeat"),
+            every(
+                0.25,
+                periodic_message(report, "fast", 0.25),
+                name="fast",
+                delivery=TriggerDelivery.SEND_IMMEDIATELY,
+            ),
             relay_inbox,
         ],
         agent,
     )
     life = asyncio.create_task(agent.live())
     mail = asyncio.create_task(mail_arrives())
-    report = Report(started=time.perf_counter())
+    report.started = time.perf_counter()
     async with runner:
         await asyncio.sleep(seconds)
     for task in (life, mail):
