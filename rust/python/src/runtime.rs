@@ -6,8 +6,6 @@
 //! of its own on first use instead (the inherited one is leaked, never dropped —
 //! dropping it would wait on threads that do not exist in the child).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use parking_lot::Mutex;
 use pyo3::PyResult;
 use pyo3::exceptions::PyRuntimeError;
@@ -15,19 +13,15 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 const WORKER_THREADS: usize = 2;
 
-/// The runtime of this process, with the pid it was made in.
+/// The runtime, with the pid of the process it was made in.
 static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
-/// Fast path: the pid whose runtime is in `RUNTIME`, 0 before any.
-static RUNTIME_PID: AtomicU32 = AtomicU32::new(0);
 
 /// A handle to this process's runtime, made on first use.
 pub fn handle() -> PyResult<Handle> {
     let pid = std::process::id();
     let mut slot = RUNTIME.lock();
     match *slot {
-        Some((owner, runtime)) if owner == pid && RUNTIME_PID.load(Ordering::Acquire) == pid => {
-            Ok(runtime.handle().clone())
-        }
+        Some((owner, runtime)) if owner == pid => Ok(runtime.handle().clone()),
         _ => {
             let runtime = Builder::new_multi_thread()
                 .worker_threads(WORKER_THREADS)
@@ -41,7 +35,6 @@ pub fn handle() -> PyResult<Handle> {
                 })?;
             let runtime: &'static Runtime = Box::leak(Box::new(runtime));
             *slot = Some((pid, runtime));
-            RUNTIME_PID.store(pid, Ordering::Release);
             Ok(runtime.handle().clone())
         }
     }
