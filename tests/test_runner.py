@@ -827,3 +827,38 @@ async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
         with pytest.raises(asyncio.CancelledError):
             await ticking
     assert runner.is_running is False
+
+
+async def test_a_trigger_may_stop_its_own_runner_which_can_then_restart(
+    connection: FakeConnection,
+) -> None:
+    holder: list[TriggerRunner] = []
+
+    async def stopper(ctx: TriggerContext) -> None:
+        await holder[0].stop()
+
+    runner = TriggerRunner([stopper, wait_forever], connection)
+    holder.append(runner)
+    await runner.start()
+    await wait_for(lambda: not runner.is_running)
+    await runner.start()  # the self-stop completed: the runner is stopped, not stuck started
+    await runner.stop()
+
+
+async def test_an_error_raised_while_being_cancelled_is_logged(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken_cleanup(ctx: TriggerContext) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            raise RuntimeError("cleanup failed")
+
+    runner = TriggerRunner([broken_cleanup], connection)
+    await runner.start()
+    await asyncio.sleep(0.05)
+    await runner.stop()
+    records = [r for r in caplog.records if r.name == "agent_triggers"]
+    assert any(
+        "broken_cleanup" in r.getMessage() and "cleanup failed" in r.getMessage() for r in records
+    )

@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
@@ -36,6 +37,14 @@ pub struct CallSpec {
     pub name: Arc<str>,
     pub callable: Py<PyAny>,
     pub args: Py<PyTuple>,
+}
+
+impl CallSpec {
+    /// Show the garbage collector the Python objects this call holds.
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.callable)?;
+        visit.call(&self.args)
+    }
 }
 
 /// How a Python call ended. Cancellation counts as `Ok`: it is how stop() ends
@@ -78,11 +87,11 @@ struct Finished {
 }
 
 impl PendingCall {
-    fn finish(&self, outcome: CallOutcome) {
-        if let Some(finished) = self.finished.lock().take() {
-            // The receiver is gone when the call was cancelled: nobody to tell.
-            let _ = finished.tx.send(outcome);
-        }
+    /// Resolve the call. Returns the outcome when nobody is left to receive it
+    /// (the Rust side was dropped: the trigger was stopped).
+    fn finish(&self, outcome: CallOutcome) -> Option<CallOutcome> {
+        let finished = self.finished.lock().take()?;
+        finished.tx.send(outcome).err()
     }
 }
 
@@ -172,10 +181,12 @@ impl EventLoop {
             queue.drain_scheduled = false;
             std::mem::take(&mut queue.jobs)
         };
+        // Nothing can run on a closed loop: every call queued is over, launched
+        // or not, so stop() does not wait for it.
         for job in jobs {
-            if let Job::Launch(pending) = job {
-                pending.finish(Ok(()));
-            }
+            let (Job::Launch(pending) | Job::Cancel(pending)) = job;
+            pending.task.lock().take();
+            let _ = pending.finish(Ok(()));
         }
     }
 
@@ -192,7 +203,10 @@ impl EventLoop {
                 Job::Cancel(pending) => {
                     // Launch jobs run before the cancel jobs queued after them,
                     // so a launched task is always found here.
-                    if let Some(task) = pending.task.lock().as_ref() {
+                    // Cloned out first: cancel() may run done-callbacks at once,
+                    // and those take the same lock.
+                    let task = pending.task.lock().as_ref().map(|t| t.clone_ref(py));
+                    if let Some(task) = task {
                         let _ = task.bind(py).call_method0(intern!(py, "cancel"));
                     }
                 }
@@ -224,10 +238,10 @@ impl EventLoop {
                 let on_done = TaskDone(Arc::clone(&pending));
                 if let Err(err) = task.call_method1(intern!(py, "add_done_callback"), (on_done,)) {
                     pending.task.lock().take();
-                    pending.finish(Err(err));
+                    report_unreceived(py, &pending, Err(err));
                 }
             }
-            Err(err) => pending.finish(Err(err)),
+            Err(err) => report_unreceived(py, &pending, Err(err)),
         }
     }
 }
@@ -267,7 +281,15 @@ impl TaskDone {
                 Err(err) => Err(err),
             }
         };
-        self.0.finish(outcome);
+        report_unreceived(py, &self.0, outcome);
+    }
+}
+
+/// Finish `pending`; an error nobody is left to receive (say, raised by a
+/// `finally` block while the trigger was being stopped) is logged, not lost.
+fn report_unreceived(py: Python<'_>, pending: &PendingCall, outcome: CallOutcome) {
+    if let Some(Err(err)) = pending.finish(outcome) {
+        crate::logging::report_failure(py, &pending.spec.name, err);
     }
 }
 

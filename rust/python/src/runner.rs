@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use agent_triggers_core::TriggerRunner as CoreRunner;
 use parking_lot::Mutex;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::AlreadyStartedError;
 use crate::connection::{LoopConnection, PyConnection};
-use crate::event_loop::EventLoop;
+use crate::event_loop::{CallSpec, EventLoop};
 use crate::interpreter::WakeThroughGate;
 use crate::runtime;
 use crate::trigger::TriggerSpec;
@@ -31,14 +32,17 @@ use crate::trigger::TriggerSpec;
 pub struct TriggerRunner {
     triggers: Vec<TriggerSpec>,
     connection: Arc<PyConnection>,
-    /// Set by start, cleared once a stop has finished.
-    running: Mutex<Option<Arc<Running>>>,
+    /// Set by start, cleared once a stop has finished (by the stop's own task,
+    /// so that a stop whose caller is cancelled still completes).
+    running: Arc<Mutex<Option<Arc<Running>>>>,
 }
 
 /// What one `start()` set going.
 struct Running {
     core: CoreRunner,
     event_loop: Arc<EventLoop>,
+    /// The Python calls the core triggers make, for the garbage collector.
+    calls: Vec<Arc<CallSpec>>,
 }
 
 impl Running {
@@ -51,43 +55,66 @@ impl Running {
 }
 
 impl TriggerRunner {
+    fn already_started() -> PyErr {
+        AlreadyStartedError::new_err(
+            "the trigger runner is already started; await stop() before starting it again",
+        )
+    }
+
     fn start_now(&self, py: Python<'_>) -> PyResult<()> {
-        let mut running = self.running.lock();
-        if running.is_some() {
-            return Err(AlreadyStartedError::new_err(
-                "the trigger runner is already started; await stop() before starting it again",
-            ));
+        // The lock is not held while Python code runs (building the triggers
+        // allocates, and a finalizer run by the GC may call back into us).
+        if self.running.lock().is_some() {
+            return Err(Self::already_started());
         }
         let event_loop = EventLoop::capture(py)?;
-        let triggers = self
+        let (triggers, calls): (Vec<_>, Vec<_>) = self
             .triggers
             .iter()
             .map(|spec| spec.build(py, &self.connection, &event_loop))
-            .collect::<PyResult<Vec<_>>>()?;
+            .collect::<PyResult<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         let connection = Arc::new(LoopConnection {
             connection: Arc::clone(&self.connection),
             event_loop: Arc::clone(&event_loop),
         });
         let core = CoreRunner::new(triggers, connection);
         let handle = runtime::handle()?;
+        let mut running = self.running.lock();
+        if running.is_some() {
+            return Err(Self::already_started());
+        }
         {
             let _runtime = handle.enter();
-            core.start()
-                .map_err(|e| AlreadyStartedError::new_err(e.to_string()))?;
+            core.start().map_err(|_| Self::already_started())?;
         }
-        *running = Some(Arc::new(Running { core, event_loop }));
+        *running = Some(Arc::new(Running {
+            core,
+            event_loop,
+            calls,
+        }));
         Ok(())
     }
 
-    async fn stop_and_wait(&self) {
+    /// Stop what `start()` set going. The stop runs as a task of its own:
+    /// cancelling the awaiting coroutine (a trigger stopping its own runner is
+    /// cancelled by that very stop) only stops the waiting, never the stop.
+    async fn stop_and_wait(&self) -> PyResult<()> {
         let Some(run) = self.running.lock().clone() else {
-            return;
+            return Ok(());
         };
-        run.stop().await;
-        let mut running = self.running.lock();
-        if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, &run)) {
-            *running = None;
-        }
+        let slot = Arc::clone(&self.running);
+        let stopping = runtime::handle()?.spawn(async move {
+            run.stop().await;
+            let mut running = slot.lock();
+            if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, &run)) {
+                *running = None;
+            }
+        });
+        WakeThroughGate(stopping)
+            .await
+            .map_err(|e| PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")))
     }
 }
 
@@ -104,7 +131,7 @@ impl TriggerRunner {
         Ok(Self {
             triggers,
             connection: Arc::new(PyConnection::new(connection)?),
-            running: Mutex::new(None),
+            running: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -119,8 +146,8 @@ impl TriggerRunner {
     /// Cancel every trigger and wait until each has finished (its cleanup has
     /// run). Idempotent; a no-op before ``start()``; the runner can be started
     /// again afterwards.
-    async fn stop(&self) {
-        WakeThroughGate(self.stop_and_wait()).await;
+    async fn stop(&self) -> PyResult<()> {
+        self.stop_and_wait().await
     }
 
     /// ``True`` while any trigger task is still running.
@@ -144,9 +171,9 @@ impl TriggerRunner {
         _exc_type: Option<Py<PyAny>>,
         _exc: Option<Py<PyAny>>,
         _traceback: Option<Py<PyAny>>,
-    ) -> bool {
-        WakeThroughGate(self.stop_and_wait()).await;
-        false
+    ) -> PyResult<bool> {
+        self.stop_and_wait().await?;
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {
@@ -165,6 +192,20 @@ impl TriggerRunner {
         for spec in &self.triggers {
             spec.traverse(&visit)?;
         }
+        // Never wait here: the holder of the lock is a stop task that is about
+        // to let go; skipping the visit only keeps objects alive a cycle longer.
+        if let Some(running) = self.running.try_lock() {
+            for call in running.iter().flat_map(|run| &run.calls) {
+                call.traverse(&visit)?;
+            }
+        }
         visit.call(self.connection.object())
+    }
+
+    /// Break a reference cycle through a started runner: its triggers are
+    /// cancelled, as when a runner is collected without stop().
+    fn __clear__(&self) {
+        let running = self.running.lock().take();
+        drop(running);
     }
 }

@@ -110,25 +110,31 @@ impl TriggerSpec {
     }
 
     /// The core trigger that runs this one on `event_loop`, with a context of
-    /// its own bound to `connection`.
+    /// its own bound to `connection`, and the Python call it makes (which the
+    /// runner shows to the garbage collector while it runs).
     pub fn build(
         &self,
         py: Python<'_>,
         connection: &Arc<PyConnection>,
         event_loop: &Arc<EventLoop>,
-    ) -> PyResult<Arc<dyn CoreTrigger>> {
+    ) -> PyResult<(Arc<dyn CoreTrigger>, Arc<CallSpec>)> {
         let context = Bound::new(
             py,
             TriggerContext::with_delivery(Arc::clone(connection), self.delivery),
         )?;
         let args = PyTuple::new(py, [context])?.unbind();
-        Ok(match &self.kind {
-            Kind::Periodic { period, callback } => {
-                let spec = Arc::new(CallSpec {
-                    name: Arc::clone(&self.name),
-                    callable: callback.clone_ref(py),
-                    args,
-                });
+        let callable = match &self.kind {
+            Kind::Periodic { callback, .. } => callback,
+            Kind::Call { callable } => callable,
+        };
+        let spec = Arc::new(CallSpec {
+            name: Arc::clone(&self.name),
+            callable: callable.clone_ref(py),
+            args,
+        });
+        let trigger: Arc<dyn CoreTrigger> = match &self.kind {
+            Kind::Periodic { period, .. } => {
+                let spec = Arc::clone(&spec);
                 let event_loop = Arc::clone(event_loop);
                 let handler: Handler = Arc::new(move |_: CoreContext| {
                     let call = event_loop.call(Arc::clone(&spec));
@@ -143,16 +149,13 @@ impl TriggerSpec {
                 });
                 every_with_delivery(*period, &*self.name, self.delivery, handler)
             }
-            Kind::Call { callable } => Arc::new(PythonTrigger {
-                spec: Arc::new(CallSpec {
-                    name: Arc::clone(&self.name),
-                    callable: callable.clone_ref(py),
-                    args,
-                }),
+            Kind::Call { .. } => Arc::new(PythonTrigger {
+                spec: Arc::clone(&spec),
                 delivery: self.delivery,
                 event_loop: Arc::clone(event_loop),
             }),
-        })
+        };
+        Ok((trigger, spec))
     }
 
     pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
