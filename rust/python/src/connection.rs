@@ -58,7 +58,7 @@ impl PyConnection {
         content: &Bound<'py, PyString>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let awaitable = self.object.bind(py).call_method1(self.send, (content,))?;
-        ensure_awaitable(&awaitable, self.send)?;
+        ensure_awaitable(&awaitable, &format!("connection.{}()", self.send))?;
         Ok(awaitable)
     }
 
@@ -87,13 +87,13 @@ impl PyConnection {
     }
 }
 
-/// `TypeError` unless `value` (what `method` returned) can be awaited.
-pub fn ensure_awaitable(value: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+/// `TypeError` unless `value`, what `producer` returned, can be awaited.
+pub fn ensure_awaitable(value: &Bound<'_, PyAny>, producer: &str) -> PyResult<()> {
     if value.hasattr(intern!(value.py(), "__await__"))? {
         Ok(())
     } else {
         Err(PyTypeError::new_err(format!(
-            "connection.{method}() must return an awaitable (is it an async def?), got {}",
+            "{producer} must return an awaitable (is it an async def?), got {}",
             value.get_type().name()?
         )))
     }

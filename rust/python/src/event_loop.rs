@@ -24,12 +24,15 @@ use std::task::{Context, Poll};
 use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use crate::connection::ensure_awaitable;
 
 /// One Python call to make on the loop: `callable(*args)`, then await its result.
 pub struct CallSpec {
@@ -128,6 +131,17 @@ impl EventLoop {
         }
     }
 
+    /// Run `spec` on the loop (see [`call`](Self::call)) and log its failure,
+    /// with the traceback, under its name: how a trigger's Python code ends.
+    pub async fn call_and_report(self: Arc<Self>, spec: Arc<CallSpec>) {
+        let call = self.call(Arc::clone(&spec));
+        if let Err(err) = call.await {
+            crate::interpreter::with_python(|py| {
+                crate::logging::report_failure(py, &spec.name, err)
+            });
+        }
+    }
+
     /// Wait until every Python task started through this loop has finished —
     /// cleanup included. Calls made afterwards are not waited for.
     pub async fn wait_for_python_tasks(&self) {
@@ -218,19 +232,15 @@ impl EventLoop {
     fn launch(&self, py: Python<'_>, pending: Arc<PendingCall>) {
         let spec = &pending.spec;
         let started = (|| -> PyResult<Bound<'_, PyAny>> {
+            static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
             let awaitable = spec.callable.bind(py).call1(spec.args.bind(py))?;
-            if !awaitable.hasattr(intern!(py, "__await__"))? {
-                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                    "trigger {:?} returned {}, not an awaitable: a trigger or callback must be \
-                     an async function (or return an awaitable)",
-                    &*spec.name,
-                    awaitable.get_type().name()?,
-                )));
-            }
-            let asyncio = py.import(intern!(py, "asyncio"))?;
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(intern!(py, "loop"), self.locals.event_loop(py))?;
-            asyncio.call_method(intern!(py, "ensure_future"), (awaitable,), Some(&kwargs))
+            ensure_awaitable(&awaitable, &format!("trigger '{}'", spec.name))?;
+            // Runs on the runner's loop (the running one, which ensure_future
+            // uses) inside the captured context (see `schedule_drain`), so the
+            // task gets a copy of that context. Once per tick: hence cached.
+            ENSURE_FUTURE
+                .import(py, "asyncio", "ensure_future")?
+                .call1((awaitable,))
         })();
         match started {
             Ok(task) => {

@@ -25,8 +25,6 @@ use crate::context::TriggerContext;
 use crate::delivery;
 use crate::event_loop::{CallSpec, EventLoop};
 use crate::every::PeriodicTrigger;
-use crate::interpreter::with_python;
-use crate::logging::report_failure;
 
 /// One validated trigger of a runner.
 pub struct TriggerSpec {
@@ -136,14 +134,11 @@ impl TriggerSpec {
             Kind::Periodic { period, .. } => {
                 let spec = Arc::clone(&spec);
                 let event_loop = Arc::clone(event_loop);
+                // A failing callback is logged and the schedule goes on.
                 let handler: Handler = Arc::new(move |_: CoreContext| {
-                    let call = event_loop.call(Arc::clone(&spec));
-                    let name = Arc::clone(&spec.name);
+                    let call = Arc::clone(&event_loop).call_and_report(Arc::clone(&spec));
                     Box::pin(async move {
-                        // Logged here, with the traceback; the schedule goes on.
-                        if let Err(err) = call.await {
-                            with_python(|py| report_failure(py, &name, err));
-                        }
+                        call.await;
                         Ok(())
                     })
                 });
@@ -186,11 +181,11 @@ impl CoreTrigger for PythonTrigger {
     }
 
     async fn run(&self, _ctx: CoreContext) -> CoreResult<()> {
-        if let Err(err) = self.event_loop.call(Arc::clone(&self.spec)).await {
-            // Logged here with its traceback, rather than as a core error
-            // without one.
-            with_python(|py| report_failure(py, &self.spec.name, err));
-        }
+        // A failure is logged with its traceback there, rather than returned
+        // as a core error without one.
+        Arc::clone(&self.event_loop)
+            .call_and_report(Arc::clone(&self.spec))
+            .await;
         Ok(())
     }
 }
