@@ -329,6 +329,11 @@ impl Future for PythonCall {
 impl Drop for PythonCall {
     fn drop(&mut self) {
         if !self.done {
+            // Closed before the cancel is queued: the loop may cancel the task
+            // and run its done-callback before this drop returns, and an error
+            // from its cleanup must then find nobody to hand it to (and so be
+            // logged), not a receiver about to vanish.
+            self.rx.close();
             self.event_loop.push(Job::Cancel(Arc::clone(&self.pending)));
         }
     }
