@@ -12,14 +12,18 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def test_demo_runs_and_exits_cleanly() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "agent_triggers", "--seconds", "1.2"],
+def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent_triggers", *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+def test_demo_runs_and_exits_cleanly() -> None:
+    done = run_demo("--seconds", "1.2")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     lines = done.stdout.splitlines()
@@ -29,13 +33,7 @@ def test_demo_runs_and_exits_cleanly() -> None:
 
 
 def test_demo_rejects_a_bad_duration() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "agent_triggers", "--seconds", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_demo("--seconds", "0")
     assert done.returncode == 2
     assert "--seconds must be positive" in done.stderr
 
