@@ -6,6 +6,10 @@ pub enum Error {
     /// [`crate::TriggerRunner::start`] was called while the runner was started.
     #[error("the trigger runner is already started; stop() it before starting again")]
     AlreadyStarted,
+    /// A bad argument (an invalid cron expression, an unknown time zone, ...):
+    /// the message says what and why.
+    #[error("{0}")]
+    InvalidArgument(String),
     /// Anything a connection or a trigger reports: the message is shown as is.
     #[error("{0}")]
     Other(String),

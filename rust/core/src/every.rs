@@ -3,11 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures_util::future::BoxFuture;
-use tracing::error;
 
-use crate::{LOG_TARGET, Result, Ticker, Trigger, TriggerContext, TriggerDelivery};
+use crate::source::{EventHandler, source_trigger};
+use crate::{Result, Ticker, Trigger, TriggerContext, TriggerDelivery};
 
 /// The callback a periodic trigger runs on each tick.
 pub type Handler = Arc<dyn Fn(TriggerContext) -> BoxFuture<'static, Result<()>> + Send + Sync>;
@@ -42,38 +41,11 @@ pub fn every_with_delivery(
     delivery: TriggerDelivery,
     handler: Handler,
 ) -> Arc<dyn Trigger> {
-    Arc::new(PeriodicTrigger {
-        name: name.into(),
-        period,
+    let on_event: EventHandler = Arc::new(move |ctx, _event| handler(ctx));
+    source_trigger(
+        name,
         delivery,
-        handler,
-    })
-}
-
-struct PeriodicTrigger {
-    name: String,
-    period: Duration,
-    delivery: TriggerDelivery,
-    handler: Handler,
-}
-
-#[async_trait]
-impl Trigger for PeriodicTrigger {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn delivery(&self) -> TriggerDelivery {
-        self.delivery
-    }
-
-    async fn run(&self, ctx: TriggerContext) -> Result<()> {
-        let mut ticker = Ticker::new(self.period);
-        loop {
-            ticker.tick().await;
-            if let Err(e) = (self.handler)(ctx.clone()).await {
-                error!(target: LOG_TARGET, trigger = %self.name, "periodic trigger {:?} failed: {e}", self.name);
-            }
-        }
-    }
+        Arc::new(move || Ok(Box::new(Ticker::new(period)))),
+        on_event,
+    )
 }

@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::source::{Event, EventSource};
 
 /// A fixed-rate schedule: tick `k` is due at `start + k·period` (`k ≥ 1`).
 ///
@@ -40,5 +44,13 @@ impl Ticker {
     /// Cancel safe: dropping the future does not consume a tick.
     pub async fn tick(&mut self) -> Instant {
         self.interval.tick().await
+    }
+}
+
+#[async_trait]
+impl EventSource for Ticker {
+    async fn next(&mut self) -> Option<Event> {
+        self.tick().await;
+        Some(Event::Tick)
     }
 }

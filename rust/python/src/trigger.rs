@@ -55,10 +55,10 @@ fn trigger_base_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 fn trigger_name(object: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = object.py();
     for attribute in [intern!(py, "name"), intern!(py, "__name__")] {
-        if let Some(value) = object.getattr_opt(attribute)? {
-            if let Ok(name) = value.cast::<PyString>() {
-                return Ok(name.to_cow()?.into_owned());
-            }
+        if let Some(value) = object.getattr_opt(attribute)?
+            && let Ok(name) = value.cast::<PyString>()
+        {
+            return Ok(name.to_cow()?.into_owned());
         }
     }
     Ok(object.get_type().name()?.to_string())

@@ -1,0 +1,55 @@
+//! One-shot triggers: a single call after a delay or at a wall-clock time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use crate::source::{Event, EventSource};
+use crate::wall_clock::{WallClock, sleep_until};
+
+/// When a one-shot fires.
+#[derive(Clone)]
+pub enum Deadline {
+    /// This long after the trigger starts.
+    After(Duration),
+    /// At this wall-clock time (at once if it has passed).
+    At(DateTime<Utc>, Arc<dyn WallClock>),
+}
+
+/// Ticks once, at its deadline, then is exhausted.
+pub struct OneShot {
+    wait: Wait,
+}
+
+enum Wait {
+    Until(Instant),
+    UntilWall(DateTime<Utc>, Arc<dyn WallClock>),
+    Fired,
+}
+
+impl OneShot {
+    /// A one-shot counting from now. Must be called within a tokio runtime.
+    pub fn new(deadline: Deadline) -> Self {
+        let wait = match deadline {
+            Deadline::After(delay) => Wait::Until(Instant::now() + delay),
+            Deadline::At(when, clock) => Wait::UntilWall(when, clock),
+        };
+        Self { wait }
+    }
+}
+
+#[async_trait]
+impl EventSource for OneShot {
+    async fn next(&mut self) -> Option<Event> {
+        match &self.wait {
+            Wait::Until(instant) => tokio::time::sleep_until(*instant).await,
+            Wait::UntilWall(when, clock) => sleep_until(&**clock, *when).await,
+            Wait::Fired => return None,
+        }
+        self.wait = Wait::Fired;
+        Some(Event::Tick)
+    }
+}
