@@ -1,7 +1,8 @@
 """Background triggers for Python agents, with a Rust (tokio) core.
 
 Long-lived tasks that push messages into an agent's connection: on a precise
-interval (``every``), or on any event a coroutine of yours waits for. Timing,
+interval (``every``), on a cron schedule (``cron``), once (``after``, ``at``), on
+a file change (``on_file_change``), or on any event a coroutine of yours waits for. Timing,
 task handles and abort-on-drop live in Rust; Python sees a small asyncio API
 that is a drop-in for ``google.antigravity.triggers``.
 """
@@ -11,18 +12,29 @@ from agent_triggers._core import (
     TriggerContext,
     TriggerRunner,
     __version__,
+    after,
+    at,
+    cron,
     every,
+    on_file_change,
 )
 from agent_triggers._delivery import TriggerDelivery
+from agent_triggers._file_change import FileChange, FileChangeKind
 from agent_triggers._trigger import Trigger, trigger
 
 __all__ = [
     "AlreadyStartedError",
+    "FileChange",
+    "FileChangeKind",
     "Trigger",
     "TriggerContext",
     "TriggerDelivery",
     "TriggerRunner",
     "__version__",
+    "after",
+    "at",
+    "cron",
     "every",
+    "on_file_change",
     "trigger",
 ]

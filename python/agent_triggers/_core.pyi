@@ -1,15 +1,18 @@
 """Type stubs for ``agent_triggers._core``, the native (Rust, PyO3) module."""
 
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from os import PathLike
 from types import TracebackType
-from typing import Any, NoReturn, Protocol, final
+from typing import Any, Protocol, final
+from zoneinfo import ZoneInfo
 
 from typing_extensions import Self
 
 from agent_triggers._delivery import TriggerDelivery
+from agent_triggers._file_change import FileChange
 from agent_triggers._trigger import Trigger
 
 __version__: str
@@ -57,7 +60,7 @@ class TriggerRunner:
 
     def __init__(
         self,
-        triggers: Iterable[TriggerCallable | Trigger | PeriodicTrigger],
+        triggers: Iterable[TriggerCallable | Trigger | NativeTrigger],
         connection: Connection,
     ) -> None: ...
     async def start(self) -> None:
@@ -75,30 +78,59 @@ class TriggerRunner:
         traceback: TracebackType | None = None,
     ) -> bool: ...
 
-@final
-class PeriodicTrigger:
-    """A periodic trigger made by ``every()``."""
+class NativeTrigger:
+    """Base class of the native triggers (``every``, ``cron``, ``after``, ``at``,
+    ``on_file_change``): events from a Rust source, ``callback(ctx, ...)`` on each."""
 
     @property
     def name(self) -> str: ...
     @property
     def __name__(self) -> str: ...
     @property
-    def interval(self) -> float:
-        """Seconds between calls."""
-    @property
     def delivery(self) -> TriggerDelivery: ...
     @property
-    def callback(self) -> Callable[[Any], Awaitable[object]]: ...
-    def __call__(self, ctx: Any) -> Awaitable[NoReturn]:
-        """A coroutine running the schedule until cancelled."""
-    def _ticker(self) -> Ticker: ...
+    def callback(self) -> Callable[..., Awaitable[object]]: ...
+    def __call__(self, ctx: Any) -> Coroutine[Any, Any, None]:
+        """A coroutine running the trigger on its own until cancelled (or done)."""
+    def _source(self) -> EventSource: ...
 
 @final
-class Ticker:
-    """A fixed-rate schedule kept by the Rust runtime."""
+class PeriodicTrigger(NativeTrigger):
+    """A periodic trigger made by ``every()``."""
 
-    async def tick(self) -> None: ...
+    @property
+    def interval(self) -> float:
+        """Seconds between calls."""
+
+@final
+class CronTrigger(NativeTrigger):
+    """A cron-scheduled trigger made by ``cron()``."""
+
+    @property
+    def expression(self) -> str: ...
+    @property
+    def tz(self) -> str | None: ...
+
+@final
+class OneShotTrigger(NativeTrigger):
+    """A one-shot trigger made by ``after()`` or ``at()``."""
+
+@final
+class FileChangeTrigger(NativeTrigger):
+    """A file-watching trigger made by ``on_file_change()``."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def recursive(self) -> bool: ...
+    @property
+    def debounce(self) -> float: ...
+
+@final
+class EventSource:
+    """A native trigger's events, kept by the Rust runtime."""
+
+    async def next(self) -> tuple[Any, ...] | None: ...
 
 def every(
     interval: Interval,
@@ -108,3 +140,42 @@ def every(
     delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
 ) -> PeriodicTrigger:
     """A trigger that calls ``await callback(ctx)`` every ``interval`` seconds."""
+
+def cron(
+    expression: str,
+    callback: Callable[[Any], Awaitable[object]],
+    *,
+    tz: str | ZoneInfo | None = None,
+    name: str | None = None,
+    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+) -> CronTrigger:
+    """A trigger that calls ``await callback(ctx)`` whenever ``expression`` matches."""
+
+def after(
+    delay: Interval,
+    callback: Callable[[Any], Awaitable[object]],
+    *,
+    name: str | None = None,
+    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+) -> OneShotTrigger:
+    """A trigger that calls ``await callback(ctx)`` once, ``delay`` seconds after start."""
+
+def at(
+    when: datetime,
+    callback: Callable[[Any], Awaitable[object]],
+    *,
+    name: str | None = None,
+    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+) -> OneShotTrigger:
+    """A trigger that calls ``await callback(ctx)`` once, at the aware datetime ``when``."""
+
+def on_file_change(
+    path: str | PathLike[str],
+    callback: Callable[[Any, list[FileChange]], Awaitable[object]],
+    *,
+    name: str | None = None,
+    recursive: bool = True,
+    debounce: Interval = 0.05,
+    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+) -> FileChangeTrigger:
+    """A trigger that calls ``await callback(ctx, changes)`` when files at ``path`` change."""

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use agent_triggers_core::{Connection, Error as CoreError, Result as CoreResult};
+use agent_triggers_core::{Connection, Error as CoreError, Event, Result as CoreResult};
 use async_trait::async_trait;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
@@ -122,7 +122,7 @@ impl LoopConnection {
         .ok_or_else(|| CoreError::other("the Python interpreter is shutting down"))?
         .map_err(|e| CoreError::other(e.to_string()))?;
         self.event_loop
-            .call(Arc::new(spec))
+            .call(Arc::new(spec), Event::Tick)
             .await
             .map_err(|e| CoreError::other(e.to_string()))
     }

@@ -32,7 +32,10 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use agent_triggers_core::Event;
+
 use crate::connection::ensure_awaitable;
+use crate::native::event_args;
 
 /// One Python call to make on the loop: `callable(*args)`, then await its result.
 pub struct CallSpec {
@@ -77,6 +80,8 @@ enum Job {
 /// The state one [`PythonCall`] shares with the jobs run on the loop thread.
 struct PendingCall {
     spec: Arc<CallSpec>,
+    /// The event this call answers: its arguments follow the spec's.
+    event: Event,
     /// The asyncio task once launched, until it finishes.
     task: Mutex<Option<Py<PyAny>>>,
     finished: Mutex<Option<Finished>>,
@@ -110,12 +115,14 @@ impl EventLoop {
         }))
     }
 
-    /// Run `spec` on the loop as an asyncio task. The returned future resolves
-    /// when that task has finished; dropping it first cancels the task.
-    pub fn call(self: &Arc<Self>, spec: Arc<CallSpec>) -> PythonCall {
+    /// Run `spec` on the loop as an asyncio task, with the arguments `event`
+    /// adds (see `native::event_args`). The returned future resolves when that
+    /// task has finished; dropping it first cancels the task.
+    pub fn call(self: &Arc<Self>, spec: Arc<CallSpec>, event: Event) -> PythonCall {
         let (tx, rx) = oneshot::channel();
         let pending = Arc::new(PendingCall {
             spec,
+            event,
             task: Mutex::new(None),
             finished: Mutex::new(Some(Finished {
                 tx,
@@ -133,8 +140,8 @@ impl EventLoop {
 
     /// Run `spec` on the loop (see [`call`](Self::call)) and log its failure,
     /// with the traceback, under its name: how a trigger's Python code ends.
-    pub async fn call_and_report(self: Arc<Self>, spec: Arc<CallSpec>) {
-        let call = self.call(Arc::clone(&spec));
+    pub async fn call_and_report(self: Arc<Self>, spec: Arc<CallSpec>, event: Event) {
+        let call = self.call(Arc::clone(&spec), event);
         if let Err(err) = call.await {
             crate::interpreter::with_python(|py| {
                 crate::logging::report_failure(py, &spec.name, err)
@@ -233,7 +240,17 @@ impl EventLoop {
         let spec = &pending.spec;
         let started = (|| -> PyResult<Bound<'_, PyAny>> {
             static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-            let awaitable = spec.callable.bind(py).call1(spec.args.bind(py))?;
+            let extra = event_args(py, &pending.event)?;
+            let awaitable = if extra.is_empty() {
+                spec.callable.bind(py).call1(spec.args.bind(py))?
+            } else {
+                let args = spec
+                    .args
+                    .bind(py)
+                    .as_sequence()
+                    .concat(extra.as_sequence())?;
+                spec.callable.bind(py).call1(args.to_tuple()?)?
+            };
             ensure_awaitable(&awaitable, &format!("trigger '{}'", spec.name))?;
             // Runs on the runner's loop (the running one, which ensure_future
             // uses) inside the captured context (see `schedule_drain`), so the

@@ -3,11 +3,15 @@
 
 mod connection;
 mod context;
+mod cron;
 mod delivery;
 mod event_loop;
 mod every;
+mod file_watch;
 mod interpreter;
 mod logging;
+mod native;
+mod once;
 mod runner;
 mod runtime;
 mod trigger;
@@ -36,8 +40,16 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<runner::TriggerRunner>()?;
     m.add_class::<context::TriggerContext>()?;
+    m.add_class::<native::NativeTrigger>()?;
+    m.add_class::<native::EventSource>()?;
     m.add_class::<every::PeriodicTrigger>()?;
-    m.add_class::<every::Ticker>()?;
+    m.add_class::<cron::CronTrigger>()?;
+    m.add_class::<once::OneShotTrigger>()?;
+    m.add_class::<file_watch::FileChangeTrigger>()?;
     m.add_function(wrap_pyfunction!(every::every, m)?)?;
+    m.add_function(wrap_pyfunction!(cron::cron, m)?)?;
+    m.add_function(wrap_pyfunction!(once::after, m)?)?;
+    m.add_function(wrap_pyfunction!(once::at, m)?)?;
+    m.add_function(wrap_pyfunction!(file_watch::on_file_change, m)?)?;
     Ok(())
 }

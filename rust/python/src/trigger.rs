@@ -6,11 +6,10 @@
 //! when the runner is built, so a bad item fails there with its index.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use agent_triggers_core::{
-    Handler, Result as CoreResult, Trigger as CoreTrigger, TriggerContext as CoreContext,
-    TriggerDelivery, every_with_delivery,
+    Event, EventHandler, Result as CoreResult, Trigger as CoreTrigger,
+    TriggerContext as CoreContext, TriggerDelivery, source_trigger,
 };
 use async_trait::async_trait;
 use pyo3::exceptions::PyTypeError;
@@ -24,7 +23,7 @@ use crate::connection::PyConnection;
 use crate::context::TriggerContext;
 use crate::delivery;
 use crate::event_loop::{CallSpec, EventLoop};
-use crate::every::PeriodicTrigger;
+use crate::native::{NativeTrigger, SourceSpec};
 
 /// One validated trigger of a runner.
 pub struct TriggerSpec {
@@ -36,9 +35,10 @@ pub struct TriggerSpec {
 }
 
 enum Kind {
-    /// `every(...)`: timed in Rust, `callback(ctx)` run on the loop each tick.
-    Periodic {
-        period: Duration,
+    /// A native trigger (`every`, `cron`, `after`, `at`, `on_file_change`):
+    /// events from a Rust source, `callback(ctx, ...)` run on the loop for each.
+    Native {
+        source: SourceSpec,
         callback: Py<PyAny>,
     },
     /// A coroutine trigger: `callable(ctx)` run once on the loop.
@@ -68,15 +68,15 @@ impl TriggerSpec {
     /// Classify `triggers[index]`; `TypeError` naming the index if it is no trigger.
     pub fn classify(index: usize, object: &Bound<'_, PyAny>) -> PyResult<Self> {
         let py = object.py();
-        if let Ok(periodic) = object.cast::<PeriodicTrigger>() {
-            let periodic = periodic.get();
+        if let Ok(native) = object.cast::<NativeTrigger>() {
+            let native = native.get();
             return Ok(Self {
                 object: object.clone().unbind(),
-                name: periodic.name().into(),
-                delivery: periodic.delivery(),
-                kind: Kind::Periodic {
-                    period: periodic.period(),
-                    callback: periodic.callback().clone_ref(py),
+                name: native.name().into(),
+                delivery: native.delivery(),
+                kind: Kind::Native {
+                    source: native.source().clone(),
+                    callback: native.callback().clone_ref(py),
                 },
             });
         }
@@ -122,7 +122,7 @@ impl TriggerSpec {
         )?;
         let args = PyTuple::new(py, [context])?.unbind();
         let callable = match &self.kind {
-            Kind::Periodic { callback, .. } => callback,
+            Kind::Native { callback, .. } => callback,
             Kind::Call { callable } => callable,
         };
         let spec = Arc::new(CallSpec {
@@ -131,18 +131,18 @@ impl TriggerSpec {
             args,
         });
         let trigger: Arc<dyn CoreTrigger> = match &self.kind {
-            Kind::Periodic { period, .. } => {
+            Kind::Native { source, .. } => {
                 let spec = Arc::clone(&spec);
                 let event_loop = Arc::clone(event_loop);
-                // A failing callback is logged and the schedule goes on.
-                let handler: Handler = Arc::new(move |_: CoreContext| {
-                    let call = Arc::clone(&event_loop).call_and_report(Arc::clone(&spec));
+                // A failing callback is logged and the trigger goes on.
+                let handler: EventHandler = Arc::new(move |_: CoreContext, event: Event| {
+                    let call = Arc::clone(&event_loop).call_and_report(Arc::clone(&spec), event);
                     Box::pin(async move {
                         call.await;
                         Ok(())
                     })
                 });
-                every_with_delivery(*period, &*self.name, self.delivery, handler)
+                source_trigger(&*self.name, self.delivery, source.factory(), handler)
             }
             Kind::Call { .. } => Arc::new(PythonTrigger {
                 spec: Arc::clone(&spec),
@@ -156,7 +156,7 @@ impl TriggerSpec {
     pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.object)?;
         match &self.kind {
-            Kind::Periodic { callback, .. } => visit.call(callback),
+            Kind::Native { callback, .. } => visit.call(callback),
             Kind::Call { callable } => visit.call(callable),
         }
     }
@@ -184,7 +184,7 @@ impl CoreTrigger for PythonTrigger {
         // A failure is logged with its traceback there, rather than returned
         // as a core error without one.
         Arc::clone(&self.event_loop)
-            .call_and_report(Arc::clone(&self.spec))
+            .call_and_report(Arc::clone(&self.spec), Event::Tick)
             .await;
         Ok(())
     }

@@ -1,0 +1,112 @@
+//! `cron`: calls at wall-clock boundaries (API.md §6).
+
+use std::sync::Arc;
+
+use agent_triggers_core::CronSchedule;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::native::{NativeTrigger, SourceSpec};
+
+/// A cron-scheduled trigger made by ``cron()``.
+#[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
+pub struct CronTrigger {
+    expression: String,
+    tz: Option<String>,
+}
+
+#[pymethods]
+impl CronTrigger {
+    /// The cron expression, as given.
+    #[getter]
+    fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The IANA time zone its fields are read in (``None``: local time).
+    #[getter]
+    fn tz(&self) -> Option<&str> {
+        self.tz.as_deref()
+    }
+}
+
+/// The time zone argument as an IANA name: a ``str``, or a ``zoneinfo.ZoneInfo``
+/// (its ``key``).
+fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
+    let key = if tz.is_instance_of::<PyString>() {
+        tz.clone()
+    } else {
+        match tz.getattr_opt("key")? {
+            Some(key) if key.is_instance_of::<PyString>() => key,
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "tz must be an IANA time zone name (str) or a zoneinfo.ZoneInfo, not {}",
+                    tz.get_type().name()?
+                )));
+            }
+        }
+    };
+    Ok(key.cast::<PyString>()?.to_cow()?.into_owned())
+}
+
+/// cron(expression, callback, *, tz=None, name=None, delivery=TriggerDelivery.WAIT_IDLE)
+/// --
+///
+/// A trigger that calls ``await callback(ctx)`` at each time ``expression``
+/// matches, read in the time zone ``tz``.
+///
+/// - ``expression``: 5 fields (``minute hour day month weekday``) or 6 (a
+///   leading seconds field), with ranges, steps, names, ``L``, ``#``, ``W``
+///   and aliases such as ``@hourly`` (the ``croner`` crate's syntax).
+///   ``ValueError`` with the parser's reason if it is invalid.
+/// - ``tz``: an IANA name (``"Europe/Paris"``) or a ``zoneinfo.ZoneInfo``;
+///   ``None`` (the default) is the machine's local time. ``ValueError`` if unknown.
+/// - ``name`` defaults to ``f"cron_{expression}"``.
+///
+/// Calls come at wall-clock boundaries (the clock is re-read at least every
+/// minute, so a clock change is followed). DST follows ``croner``: a fixed-time
+/// job that falls in a spring-forward gap runs right after the gap; interval
+/// and wildcard jobs skip the missing times; in a fall-back overlap a
+/// fixed-time job runs once. A call that overruns is never overlapped:
+/// occurrences passed meanwhile are skipped. A callback that raises is logged
+/// and the schedule goes on. ``trig(ctx)`` runs it on its own, as ``every``.
+#[pyfunction]
+#[pyo3(signature = (expression, callback, *, tz = None, name = None, delivery = None))]
+pub fn cron(
+    py: Python<'_>,
+    expression: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    tz: Option<&Bound<'_, PyAny>>,
+    name: Option<&Bound<'_, PyAny>>,
+    delivery: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<CronTrigger>> {
+    let expression = expression
+        .cast::<PyString>()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "expression must be a str, not {}",
+                expression
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?
+        .to_cow()?
+        .into_owned();
+    let tz = tz.filter(|tz| !tz.is_none()).map(zone_name).transpose()?;
+    let schedule = CronSchedule::parse(&expression, tz.as_deref())
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let base = NativeTrigger::new(
+        || format!("cron_{expression}"),
+        callback,
+        name,
+        delivery,
+        SourceSpec::Cron(Arc::new(schedule)),
+    )?;
+    Py::new(
+        py,
+        PyClassInitializer::from(base).add_subclass(CronTrigger { expression, tz }),
+    )
+}

@@ -1,0 +1,128 @@
+//! `on_file_change`: a trigger called with batches of file changes (API.md §6).
+
+use std::path::{Path, PathBuf};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyString};
+
+use crate::native::{NativeTrigger, SourceSpec, parse_seconds};
+
+/// A file-watching trigger made by ``on_file_change()``.
+#[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
+pub struct FileChangeTrigger {
+    path: PathBuf,
+    recursive: bool,
+    debounce: f64,
+}
+
+#[pymethods]
+impl FileChangeTrigger {
+    /// The watched path, absolute.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Whether everything below a watched directory is watched too.
+    #[getter]
+    fn recursive(&self) -> bool {
+        self.recursive
+    }
+
+    /// The batching window, in seconds.
+    #[getter]
+    fn debounce(&self) -> f64 {
+        self.debounce
+    }
+}
+
+/// on_file_change(path, callback, *, name=None, recursive=True, debounce=0.05, delivery=TriggerDelivery.WAIT_IDLE)
+/// --
+///
+/// A trigger that calls ``await callback(ctx, changes)`` when files at
+/// ``path`` change, with OS-level watching in Rust (the ``notify`` crate).
+///
+/// - ``path``: ``str`` or ``os.PathLike``, a file or a directory. A path that
+///   does not exist yet is watched for its appearance (an ``ADDED`` change).
+/// - ``changes``: a list of immutable ``FileChange(kind, path)`` —
+///   ``kind`` a ``FileChangeKind`` (``ADDED``, ``MODIFIED``, ``DELETED``; a
+///   rename is a ``DELETED`` and an ``ADDED``), ``path`` an absolute ``str``.
+///   Events are batched over ``debounce`` seconds from the first of them; a
+///   repeated change is listed once.
+/// - ``recursive``: also watch everything below a directory (default).
+/// - ``name`` defaults to ``f"on_file_change_{basename}"``.
+///
+/// Calls never overlap: changes arriving during a call come in the next one.
+/// The OS watch exists while the trigger runs and is released on stop and on
+/// drop. A callback that raises is logged and watching goes on.
+#[pyfunction]
+#[pyo3(signature = (path, callback, *, name = None, recursive = None, debounce = None, delivery = None))]
+pub fn on_file_change(
+    py: Python<'_>,
+    path: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    name: Option<&Bound<'_, PyAny>>,
+    recursive: Option<&Bound<'_, PyAny>>,
+    debounce: Option<&Bound<'_, PyAny>>,
+    delivery: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<FileChangeTrigger>> {
+    let fspath = py
+        .import("os")?
+        .call_method1("fspath", (path,))
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "path must be a str or os.PathLike, not {}",
+                path.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+    let given = fspath
+        .cast::<PyString>()
+        .map_err(|_| {
+            PyTypeError::new_err("path must be a str path (bytes paths are not supported)")
+        })?
+        .to_cow()?
+        .into_owned();
+    if given.is_empty() {
+        return Err(PyValueError::new_err("path must not be empty"));
+    }
+    let absolute = std::path::absolute(Path::new(&given))
+        .map_err(|e| PyValueError::new_err(format!("cannot watch {given:?}: {e}")))?;
+    let recursive = match recursive {
+        None => true,
+        Some(value) => value
+            .cast::<PyBool>()
+            .map_err(|_| PyTypeError::new_err("recursive must be a bool"))?
+            .is_true(),
+    };
+    let (debounce, _) = match debounce {
+        None => (std::time::Duration::from_millis(50), String::new()),
+        Some(value) => parse_seconds(value, "debounce", true)?,
+    };
+    let basename = Path::new(&given)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| given.clone());
+    let base = NativeTrigger::new(
+        || format!("on_file_change_{basename}"),
+        callback,
+        name,
+        delivery,
+        SourceSpec::Files {
+            path: absolute.clone(),
+            recursive,
+            debounce,
+        },
+    )?;
+    Py::new(
+        py,
+        PyClassInitializer::from(base).add_subclass(FileChangeTrigger {
+            path: absolute,
+            recursive,
+            debounce: debounce.as_secs_f64(),
+        }),
+    )
+}

@@ -1,0 +1,368 @@
+//! Native triggers: the base class of `every`, `cron`, `after`, `at` and
+//! `on_file_change` triggers, their event sources, and the argument parsing
+//! they share.
+//!
+//! A native trigger keeps its timing (or file watching) in Rust. Under a
+//! `TriggerRunner` the core drives it and hands each callback to the loop;
+//! called on its own, `trig(ctx)` is a coroutine (`agent_triggers._schedule`)
+//! that awaits the same Rust source and runs the callback in its own task.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_triggers_core::{
+    CronSchedule, Deadline, Event, EventSource as CoreSource, FileChange, FileChangeKind,
+    FileWatcher, OneShot, SourceFactory, SystemClock, Ticker, TriggerDelivery,
+};
+use chrono::{DateTime, Utc};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::delivery;
+use crate::interpreter::WakeThroughGate;
+use crate::runtime;
+
+/// What wakes a native trigger.
+#[derive(Clone)]
+pub enum SourceSpec {
+    Every(Duration),
+    Cron(Arc<CronSchedule>),
+    Once(OnceSpec),
+    Files {
+        path: PathBuf,
+        recursive: bool,
+        debounce: Duration,
+    },
+}
+
+/// When a one-shot fires.
+#[derive(Clone, Copy)]
+pub enum OnceSpec {
+    After(Duration),
+    At(DateTime<Utc>),
+}
+
+impl SourceSpec {
+    /// Makes the source when the trigger starts (on the tokio runtime).
+    pub fn factory(&self) -> SourceFactory {
+        let spec = self.clone();
+        Arc::new(move || spec.make())
+    }
+
+    /// A fresh source. Must be called within the tokio runtime.
+    fn make(&self) -> agent_triggers_core::Result<Box<dyn CoreSource>> {
+        Ok(match self {
+            Self::Every(period) => Box::new(Ticker::new(*period)),
+            Self::Cron(schedule) => Box::new(schedule.source(Arc::new(SystemClock))),
+            Self::Once(OnceSpec::After(delay)) => Box::new(OneShot::new(Deadline::After(*delay))),
+            Self::Once(OnceSpec::At(when)) => {
+                Box::new(OneShot::new(Deadline::At(*when, Arc::new(SystemClock))))
+            }
+            Self::Files {
+                path,
+                recursive,
+                debounce,
+            } => Box::new(FileWatcher::new(path, *recursive, *debounce)?),
+        })
+    }
+}
+
+/// The extra arguments an event adds to `callback(ctx, ...)`: none for a due
+/// time, the list of `FileChange`s for a batch of file changes.
+pub fn event_args<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyTuple>> {
+    match event {
+        Event::Tick => Ok(PyTuple::empty(py)),
+        Event::Changes(changes) => {
+            let changes = changes
+                .iter()
+                .map(|change| file_change(py, change))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyTuple::new(py, [PyList::new(py, changes)?])
+        }
+    }
+}
+
+/// A core `FileChange` as the Python `agent_triggers.FileChange`.
+fn file_change<'py>(py: Python<'py>, change: &FileChange) -> PyResult<Bound<'py, PyAny>> {
+    static CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static KIND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let kind = KIND
+        .import(py, "agent_triggers._file_change", "FileChangeKind")?
+        .getattr(match change.kind {
+            FileChangeKind::Added => "ADDED",
+            FileChangeKind::Modified => "MODIFIED",
+            FileChangeKind::Deleted => "DELETED",
+        })?;
+    CLASS
+        .import(py, "agent_triggers._file_change", "FileChange")?
+        .call1((kind, change.path.to_string_lossy()))
+}
+
+/// Base class of the native triggers: a name, a delivery, an async callback,
+/// and the source of events that calls it.
+#[pyclass(frozen, subclass, weakref, module = "agent_triggers._core")]
+pub struct NativeTrigger {
+    name: String,
+    delivery: TriggerDelivery,
+    callback: Py<PyAny>,
+    source: SourceSpec,
+}
+
+impl NativeTrigger {
+    /// Checks `callback` is callable and `name`/`delivery` are well typed.
+    pub fn new(
+        default_name: impl FnOnce() -> String,
+        callback: &Bound<'_, PyAny>,
+        name: Option<&Bound<'_, PyAny>>,
+        delivery: Option<&Bound<'_, PyAny>>,
+        source: SourceSpec,
+    ) -> PyResult<Self> {
+        if !callback.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "callback must be an async callable taking the context, not {}",
+                callback.get_type().name()?
+            )));
+        }
+        let name = match name {
+            None => default_name(),
+            Some(name) => name
+                .cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err("name must be a str"))?
+                .to_cow()?
+                .into_owned(),
+        };
+        let delivery = match delivery {
+            None => TriggerDelivery::WaitIdle,
+            Some(value) => delivery::from_python(value, "delivery")?,
+        };
+        Ok(Self {
+            name,
+            delivery,
+            callback: callback.clone().unbind(),
+            source,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn delivery(&self) -> TriggerDelivery {
+        self.delivery
+    }
+
+    pub fn callback(&self) -> &Py<PyAny> {
+        &self.callback
+    }
+
+    pub fn source(&self) -> &SourceSpec {
+        &self.source
+    }
+}
+
+#[pymethods]
+impl NativeTrigger {
+    /// The trigger's name.
+    #[getter(name)]
+    fn py_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The trigger's name, as for a function.
+    #[getter(__name__)]
+    fn dunder_name(&self) -> &str {
+        &self.name
+    }
+
+    /// How ``ctx.deliver()`` sends from this trigger's callback.
+    #[getter(delivery)]
+    fn py_delivery<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        delivery::to_python(py, self.delivery)
+    }
+
+    /// The async callable run on each event.
+    #[getter(callback)]
+    fn py_callback(&self, py: Python<'_>) -> Py<PyAny> {
+        self.callback.clone_ref(py)
+    }
+
+    /// ``trig(ctx)``: a coroutine running the trigger until cancelled (or, for
+    /// a one-shot, until its call is done), handing ``ctx`` (any object) to
+    /// the callback as is.
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        ctx: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        static RUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        RUN.import(slf.py(), "agent_triggers._schedule", "run_native")?
+            .call1((slf, ctx))
+    }
+
+    /// A new event source for this trigger, starting now. Used by
+    /// ``trig(ctx)``; a runner keeps the source in Rust instead.
+    fn _source(&self) -> PyResult<EventSource> {
+        let handle = runtime::handle()?;
+        let source = {
+            let _runtime = handle.enter();
+            self.source
+                .make()
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
+        };
+        Ok(EventSource {
+            source: Arc::new(tokio::sync::Mutex::new(source)),
+            handle,
+        })
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<{} {:?}, callback={}>",
+            self.kind(),
+            self.name,
+            self.callback.bind(py).repr()?
+        ))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.callback)
+    }
+}
+
+impl NativeTrigger {
+    fn kind(&self) -> &'static str {
+        match self.source {
+            SourceSpec::Every(_) => "every",
+            SourceSpec::Cron(_) => "cron",
+            SourceSpec::Once(OnceSpec::After(_)) => "after",
+            SourceSpec::Once(OnceSpec::At(_)) => "at",
+            SourceSpec::Files { .. } => "on_file_change",
+        }
+    }
+}
+
+/// A native trigger's events, kept by the Rust runtime (see ``_source``).
+#[pyclass(frozen, module = "agent_triggers._core")]
+pub struct EventSource {
+    source: Arc<tokio::sync::Mutex<Box<dyn CoreSource>>>,
+    handle: tokio::runtime::Handle,
+}
+
+#[pymethods]
+impl EventSource {
+    /// The next event, as the extra arguments of the callback (``()`` for a
+    /// due time, ``(changes,)`` for file changes); ``None`` once exhausted.
+    /// Cancelling the wait loses no event.
+    async fn next(&self) -> PyResult<Option<Py<PyTuple>>> {
+        let source = Arc::clone(&self.source);
+        let wait = AbortOnDropHandle::new(
+            self.handle
+                .spawn(async move { source.lock().await.next().await }),
+        );
+        let event = WakeThroughGate(wait)
+            .await
+            .map_err(|e| PyRuntimeError::new_err(format!("the trigger's source failed: {e}")))?;
+        Python::attach(|py| {
+            event
+                .map(|event| event_args(py, &event).map(Bound::unbind))
+                .transpose()
+        })
+    }
+}
+
+/// The longest duration accepted: about 100 years. Longer ones are surely a
+/// mistake, and would overflow the timer's clock arithmetic.
+const MAX_SECONDS: f64 = 3.2e9;
+
+/// Parse a duration argument: seconds as int/float (or any real number), or a
+/// `timedelta`. Zero is accepted only if `allow_zero`. Returns the duration and
+/// how a default name spells it. `argument` names the parameter in errors.
+pub fn parse_seconds(
+    value: &Bound<'_, PyAny>,
+    argument: &str,
+    allow_zero: bool,
+) -> PyResult<(Duration, String)> {
+    static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static REAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let py = value.py();
+    let not_a_number = || -> PyErr {
+        let type_name = value
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        PyTypeError::new_err(format!(
+            "{argument} must be a number of seconds (int or float) or a datetime.timedelta, \
+             not {type_name}"
+        ))
+    };
+    let too_large = || {
+        PyValueError::new_err(format!(
+            "{argument} must be at most {MAX_SECONDS:e} seconds, got {value}"
+        ))
+    };
+    if value.is_instance_of::<PyBool>() || value.is_instance_of::<PyString>() {
+        return Err(not_a_number());
+    }
+    let is_plain_number = value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>();
+    let seconds: f64 = if is_plain_number
+        || value.is_instance(REAL.import(py, "numbers", "Real")?)?
+        || value.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)?
+    {
+        // float() of a huge int overflows: that is a value problem, not a type one.
+        match value.call_method0(intern!(py, "__float__")) {
+            Ok(seconds) => seconds.extract()?,
+            Err(err) if err.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) => {
+                return Err(too_large());
+            }
+            Err(err) => return Err(err),
+        }
+    } else if value.is_instance(TIMEDELTA.import(py, "datetime", "timedelta")?)? {
+        value
+            .call_method0(intern!(py, "total_seconds"))?
+            .extract()?
+    } else {
+        return Err(not_a_number());
+    };
+    if !seconds.is_finite() {
+        return Err(PyValueError::new_err(format!(
+            "{argument} must be a finite number of seconds, got {seconds}"
+        )));
+    }
+    if seconds < 0.0 || (seconds == 0.0 && !allow_zero) {
+        let bound = if allow_zero {
+            "zero or more"
+        } else {
+            "positive"
+        };
+        return Err(PyValueError::new_err(format!(
+            "{argument} must be {bound}, got {}",
+            value.str()?
+        )));
+    }
+    if seconds > MAX_SECONDS {
+        return Err(too_large());
+    }
+    let duration = Duration::from_secs_f64(seconds);
+    if duration.is_zero() && !allow_zero {
+        return Err(PyValueError::new_err(format!(
+            "{argument} must be at least one nanosecond, got {seconds:e} seconds"
+        )));
+    }
+    // `every(300, cb).name == "every_300s"`: the number as the user wrote it;
+    // a timedelta by its seconds (whole ones without a fraction).
+    let spelled = if is_plain_number {
+        value.str()?.to_string()
+    } else if seconds.fract() == 0.0 {
+        format!("{seconds:.0}")
+    } else {
+        format!("{seconds}")
+    };
+    Ok((duration, spelled))
+}

@@ -1,0 +1,96 @@
+//! `after` and `at`: one-shot triggers (API.md §6).
+
+use chrono::{DateTime, Utc};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use crate::native::{NativeTrigger, OnceSpec, SourceSpec, parse_seconds};
+
+/// A one-shot trigger made by ``after()`` or ``at()``: one call, then it ends.
+#[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
+pub struct OneShotTrigger {}
+
+fn one_shot(py: Python<'_>, base: PyResult<NativeTrigger>) -> PyResult<Py<OneShotTrigger>> {
+    Py::new(
+        py,
+        PyClassInitializer::from(base?).add_subclass(OneShotTrigger {}),
+    )
+}
+
+/// after(delay, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE)
+/// --
+///
+/// A trigger that calls ``await callback(ctx)`` once, ``delay`` seconds after
+/// it starts (``int``/``float``/``timedelta``; ``0`` is at once), then ends.
+/// ``ValueError`` for a negative or non-finite delay, ``TypeError`` for a
+/// non-number. ``name`` defaults to ``f"after_{delay}s"``.
+#[pyfunction]
+#[pyo3(signature = (delay, callback, *, name = None, delivery = None))]
+pub fn after(
+    py: Python<'_>,
+    delay: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    name: Option<&Bound<'_, PyAny>>,
+    delivery: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<OneShotTrigger>> {
+    let (delay, spelled) = parse_seconds(delay, "delay", true)?;
+    one_shot(
+        py,
+        NativeTrigger::new(
+            || format!("after_{spelled}s"),
+            callback,
+            name,
+            delivery,
+            SourceSpec::Once(OnceSpec::After(delay)),
+        ),
+    )
+}
+
+/// at(when, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE)
+/// --
+///
+/// A trigger that calls ``await callback(ctx)`` once, at the wall-clock time
+/// ``when`` — an aware ``datetime.datetime`` (``ValueError`` if naive,
+/// ``TypeError`` if not a datetime) — then ends. A time already past fires as
+/// soon as the trigger starts. ``name`` defaults to ``f"at_{when.isoformat()}"``.
+#[pyfunction]
+#[pyo3(signature = (when, callback, *, name = None, delivery = None))]
+pub fn at(
+    py: Python<'_>,
+    when: &Bound<'_, PyAny>,
+    callback: &Bound<'_, PyAny>,
+    name: Option<&Bound<'_, PyAny>>,
+    delivery: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<OneShotTrigger>> {
+    static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    if !when.is_instance(DATETIME.import(py, "datetime", "datetime")?)? {
+        return Err(PyTypeError::new_err(format!(
+            "when must be a datetime.datetime, not {}",
+            when.get_type().name()?
+        )));
+    }
+    if when.call_method0(intern!(py, "utcoffset"))?.is_none() {
+        return Err(PyValueError::new_err(
+            "when must be an aware datetime (with tzinfo, e.g. datetime.now(timezone.utc)); \
+             a naive datetime has no defined instant",
+        ));
+    }
+    let timestamp: f64 = when.call_method0(intern!(py, "timestamp"))?.extract()?;
+    let micros = (timestamp * 1e6).round() as i64;
+    let instant = DateTime::<Utc>::from_timestamp_micros(micros)
+        .ok_or_else(|| PyValueError::new_err(format!("when is out of range: {when}")))?;
+    let iso: String = when.call_method0(intern!(py, "isoformat"))?.extract()?;
+    one_shot(
+        py,
+        NativeTrigger::new(
+            || format!("at_{iso}"),
+            callback,
+            name,
+            delivery,
+            SourceSpec::Once(OnceSpec::At(instant)),
+        ),
+    )
+}
