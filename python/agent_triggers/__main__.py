@@ -1,10 +1,11 @@
 """The demo: ``python -m agent_triggers [--seconds N]``.
 
-A simulated agent alternates busy and idle turns. Three triggers push messages
+A simulated agent alternates busy and idle turns. Five triggers push messages
 into it: a heartbeat every second that waits for idle turns, a fast trigger every
-0.25 s that sends immediately, and a custom coroutine trigger relaying events
-from a simulated inbox. Each delivered message is printed with how late it
-arrived against its ideal time; the last line sums up.
+0.25 s that sends immediately, a cron "clock" on each wall-clock second, a file
+watcher on a temporary folder that receives reports, and a custom coroutine
+trigger relaying events from a simulated inbox. Each delivered message is printed
+with how late it arrived against its ideal time; the last line sums up.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from agent_triggers import TriggerContext, TriggerDelivery, TriggerRunner, every, trigger
+from agent_triggers import (
+    FileChange,
+    TriggerContext,
+    TriggerDelivery,
+    TriggerRunner,
+    cron,
+    every,
+    on_file_change,
+    trigger,
+)
 
 BUSY_TURN = 0.6
 IDLE_TURN = 0.9
@@ -93,10 +105,31 @@ def periodic_message(
     return callback
 
 
-async def run(seconds: float) -> Report:
+async def run(seconds: float, reports_dir: Path) -> Report:
     agent = SimulatedAgent()
     report = Report(started=time.perf_counter())
     inbox: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+    written: dict[str, float] = {}
+
+    async def clock(ctx: TriggerContext) -> None:
+        # Due on the wall-clock second; measured against perf_counter like the rest.
+        late = time.time() % 1.0
+        await ctx.deliver("clock")
+        report.delivered("clock", time.strftime("%H:%M:%S"), time.perf_counter() - late, True)
+
+    async def new_reports(ctx: TriggerContext, changes: list[FileChange]) -> None:
+        for change in changes:
+            name = Path(change.path).name
+            if name in written:
+                await ctx.deliver(f"{change.kind.value}: {name}")
+                report.delivered("files", name, written.pop(name), ctx.is_idle)
+
+    async def reports_arrive() -> None:
+        for n in range(1, 1000):
+            await asyncio.sleep(random.uniform(0.8, 1.6))
+            name = f"report-{n}.txt"
+            written[name] = time.perf_counter()
+            (reports_dir / name).write_text(f"report {n}")
 
     @trigger(name="inbox", delivery=TriggerDelivery.WAIT_IDLE)
     async def relay_inbox(ctx: TriggerContext) -> None:
@@ -119,25 +152,30 @@ async def run(seconds: float) -> Report:
                 name="fast",
                 delivery=TriggerDelivery.SEND_IMMEDIATELY,
             ),
+            cron("* * * * * *", clock, name="clock", delivery=TriggerDelivery.SEND_IMMEDIATELY),
+            on_file_change(reports_dir, new_reports, name="files", debounce=0.02),
             relay_inbox,
         ],
         agent,
     )
-    life = asyncio.create_task(agent.live())
-    mail = asyncio.create_task(mail_arrives())
+    background = [
+        asyncio.create_task(agent.live()),
+        asyncio.create_task(mail_arrives()),
+        asyncio.create_task(reports_arrive()),
+    ]
     report.started = time.perf_counter()
     async with runner:
         await asyncio.sleep(seconds)
-    for task in (life, mail):
+    for task in background:
         task.cancel()
-    await asyncio.gather(life, mail, return_exceptions=True)
+    await asyncio.gather(*background, return_exceptions=True)
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m agent_triggers",
-        description="Run three triggers against a simulated agent and show their timing.",
+        description="Run five triggers against a simulated agent and show their timing.",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to run (default 5)")
     args = parser.parse_args(argv)
@@ -145,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds must be positive")
     print(
         f"agent busy {BUSY_TURN}s / idle {IDLE_TURN}s; heartbeat every 1 s (waits for idle), "
-        "fast every 0.25 s (immediate), inbox relay (waits for idle)",
+        "fast every 0.25 s (immediate), clock on each second (cron, immediate), "
+        "files dropped in a folder (waits for idle), inbox relay (waits for idle)",
         flush=True,
     )
-    report = asyncio.run(run(args.seconds))
+    with tempfile.TemporaryDirectory(prefix="agent-triggers-demo-") as reports_dir:
+        report = asyncio.run(run(args.seconds, Path(reports_dir)))
     worst = ", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(report.worst.items()))
     print(
         f"summary: {report.count} messages delivered in {args.seconds:g} s; worst lateness: {worst}"
