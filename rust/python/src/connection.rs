@@ -14,6 +14,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
+use crate::arguments::type_name;
 use crate::event_loop::{CallSpec, EventLoop};
 use crate::interpreter::with_python;
 
@@ -38,7 +39,7 @@ impl PyConnection {
             return Err(PyTypeError::new_err(format!(
                 "connection must have an async {SEND}(content) method (or {SEND_ANTIGRAVITY}); \
                  {} object has neither",
-                object.get_type().name()?
+                type_name(object)
             )));
         };
         Ok(Self {
@@ -94,7 +95,7 @@ pub fn ensure_awaitable(value: &Bound<'_, PyAny>, producer: &str) -> PyResult<()
     } else {
         Err(PyTypeError::new_err(format!(
             "{producer} must return an awaitable (is it an async def?), got {}",
-            value.get_type().name()?
+            type_name(value)
         )))
     }
 }

@@ -9,6 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::arguments::type_name;
 use crate::connection::PyConnection;
 use crate::delivery;
 
@@ -40,14 +41,7 @@ impl TriggerContext {
 /// `content` as a `str`, or a `TypeError`.
 fn message<'a, 'py>(content: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyString>> {
     content.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "content must be str, not {}",
-            content
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
+        PyTypeError::new_err(format!("content must be str, not {}", type_name(content)))
     })
 }
 

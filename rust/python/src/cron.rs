@@ -7,6 +7,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use crate::arguments::{str_argument, type_name};
 use crate::native::{NativeTrigger, SourceSpec};
 
 /// A cron-scheduled trigger made by ``cron()``.
@@ -42,7 +43,7 @@ fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
             _ => {
                 return Err(PyTypeError::new_err(format!(
                     "tz must be an IANA time zone name (str) or a zoneinfo.ZoneInfo, not {}",
-                    tz.get_type().name()?
+                    type_name(tz)
                 )));
             }
         }
@@ -81,20 +82,7 @@ pub fn cron(
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<CronTrigger>> {
-    let expression = expression
-        .cast::<PyString>()
-        .map_err(|_| {
-            PyTypeError::new_err(format!(
-                "expression must be a str, not {}",
-                expression
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?
-        .to_cow()?
-        .into_owned();
+    let expression = str_argument(expression, "expression")?;
     let tz = tz.filter(|tz| !tz.is_none()).map(zone_name).transpose()?;
     let schedule = CronSchedule::parse(&expression, tz.as_deref())
         .map_err(|e| PyValueError::new_err(e.to_string()))?;

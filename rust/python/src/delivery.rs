@@ -7,6 +7,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyType};
 
+use crate::arguments::type_name;
+
 fn python_enum(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     static ENUM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     ENUM.import(py, "agent_triggers._delivery", "TriggerDelivery")
@@ -38,7 +40,7 @@ pub fn from_python(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<Trigger
     } else {
         return Err(PyTypeError::new_err(format!(
             "{argument} must be a TriggerDelivery, not {}",
-            value.get_type().name()?
+            type_name(value)
         )));
     };
     if member.is(&to_python(py, TriggerDelivery::SendImmediately)?) {

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use crate::native::{NativeTrigger, SourceSpec, parse_seconds};
+use crate::arguments::parse_seconds;
+use crate::native::{NativeTrigger, SourceSpec};
 
 /// A periodic trigger made by ``every()``.
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]

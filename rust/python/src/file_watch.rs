@@ -6,7 +6,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString};
 
-use crate::native::{NativeTrigger, SourceSpec, parse_seconds};
+use crate::arguments::{parse_seconds, type_name};
+use crate::native::{NativeTrigger, SourceSpec};
 
 /// A file-watching trigger made by ``on_file_change()``.
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
@@ -73,10 +74,7 @@ pub fn on_file_change(
         .map_err(|_| {
             PyTypeError::new_err(format!(
                 "path must be a str or os.PathLike, not {}",
-                path.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
+                type_name(path)
             ))
         })?;
     let given = fspath

@@ -1,6 +1,7 @@
 //! `agent_triggers._core`: the PyO3 extension module. Registers the native
 //! classes and functions; each lives in its own module.
 
+mod arguments;
 mod connection;
 mod context;
 mod cron;

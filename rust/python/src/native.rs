@@ -16,14 +16,14 @@ use agent_triggers_core::{
     FileWatcher, OneShot, SourceFactory, SystemClock, Ticker, TriggerDelivery,
 };
 use chrono::{DateTime, Utc};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
-use pyo3::intern;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyList, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::task::AbortOnDropHandle;
 
+use crate::arguments::{str_argument, type_name};
 use crate::delivery;
 use crate::interpreter::WakeThroughGate;
 use crate::runtime;
@@ -126,16 +126,12 @@ impl NativeTrigger {
         if !callback.is_callable() {
             return Err(PyTypeError::new_err(format!(
                 "callback must be an async callable taking the context, not {}",
-                callback.get_type().name()?
+                type_name(callback)
             )));
         }
         let name = match name {
             None => default_name(),
-            Some(name) => name
-                .cast::<PyString>()
-                .map_err(|_| PyTypeError::new_err("name must be a str"))?
-                .to_cow()?
-                .into_owned(),
+            Some(name) => str_argument(name, "name")?,
         };
         let delivery = match delivery {
             None => TriggerDelivery::WaitIdle,
@@ -273,96 +269,4 @@ impl EventSource {
                 .transpose()
         })
     }
-}
-
-/// The longest duration accepted: about 100 years. Longer ones are surely a
-/// mistake, and would overflow the timer's clock arithmetic.
-const MAX_SECONDS: f64 = 3.2e9;
-
-/// Parse a duration argument: seconds as int/float (or any real number), or a
-/// `timedelta`. Zero is accepted only if `allow_zero`. Returns the duration and
-/// how a default name spells it. `argument` names the parameter in errors.
-pub fn parse_seconds(
-    value: &Bound<'_, PyAny>,
-    argument: &str,
-    allow_zero: bool,
-) -> PyResult<(Duration, String)> {
-    static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    static REAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    let py = value.py();
-    let not_a_number = || -> PyErr {
-        let type_name = value
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default();
-        PyTypeError::new_err(format!(
-            "{argument} must be a number of seconds (int or float) or a datetime.timedelta, \
-             not {type_name}"
-        ))
-    };
-    let too_large = || {
-        PyValueError::new_err(format!(
-            "{argument} must be at most {MAX_SECONDS:e} seconds, got {value}"
-        ))
-    };
-    if value.is_instance_of::<PyBool>() || value.is_instance_of::<PyString>() {
-        return Err(not_a_number());
-    }
-    let is_plain_number = value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>();
-    let seconds: f64 = if is_plain_number
-        || value.is_instance(REAL.import(py, "numbers", "Real")?)?
-        || value.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)?
-    {
-        // float() of a huge int overflows: that is a value problem, not a type one.
-        match value.call_method0(intern!(py, "__float__")) {
-            Ok(seconds) => seconds.extract()?,
-            Err(err) if err.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) => {
-                return Err(too_large());
-            }
-            Err(err) => return Err(err),
-        }
-    } else if value.is_instance(TIMEDELTA.import(py, "datetime", "timedelta")?)? {
-        value
-            .call_method0(intern!(py, "total_seconds"))?
-            .extract()?
-    } else {
-        return Err(not_a_number());
-    };
-    if !seconds.is_finite() {
-        return Err(PyValueError::new_err(format!(
-            "{argument} must be a finite number of seconds, got {seconds}"
-        )));
-    }
-    if seconds < 0.0 || (seconds == 0.0 && !allow_zero) {
-        let bound = if allow_zero {
-            "zero or more"
-        } else {
-            "positive"
-        };
-        return Err(PyValueError::new_err(format!(
-            "{argument} must be {bound}, got {}",
-            value.str()?
-        )));
-    }
-    if seconds > MAX_SECONDS {
-        return Err(too_large());
-    }
-    let duration = Duration::from_secs_f64(seconds);
-    if duration.is_zero() && !allow_zero {
-        return Err(PyValueError::new_err(format!(
-            "{argument} must be at least one nanosecond, got {seconds:e} seconds"
-        )));
-    }
-    // `every(300, cb).name == "every_300s"`: the number as the user wrote it;
-    // a timedelta by its seconds (whole ones without a fraction).
-    let spelled = if is_plain_number {
-        value.str()?.to_string()
-    } else if seconds.fract() == 0.0 {
-        format!("{seconds:.0}")
-    } else {
-        format!("{seconds}")
-    };
-    Ok((duration, spelled))
 }

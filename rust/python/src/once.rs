@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-use crate::native::{NativeTrigger, OnceSpec, SourceSpec, parse_seconds};
+use crate::arguments::{parse_seconds, type_name};
+use crate::native::{NativeTrigger, OnceSpec, SourceSpec};
 
 /// A one-shot trigger made by ``after()`` or ``at()``: one call, then it ends.
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
@@ -69,7 +70,7 @@ pub fn at(
     if !when.is_instance(DATETIME.import(py, "datetime", "datetime")?)? {
         return Err(PyTypeError::new_err(format!(
             "when must be a datetime.datetime, not {}",
-            when.get_type().name()?
+            type_name(when)
         )));
     }
     if when.call_method0(intern!(py, "utcoffset"))?.is_none() {

@@ -19,6 +19,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::arguments::type_name;
 use crate::connection::PyConnection;
 use crate::context::TriggerContext;
 use crate::delivery;
@@ -61,7 +62,7 @@ fn trigger_name(object: &Bound<'_, PyAny>) -> PyResult<String> {
             return Ok(name.to_cow()?.into_owned());
         }
     }
-    Ok(object.get_type().name()?.to_string())
+    Ok(type_name(object))
 }
 
 impl TriggerSpec {
@@ -88,7 +89,7 @@ impl TriggerSpec {
             return Err(PyTypeError::new_err(format!(
                 "triggers[{index}] is not a trigger: expected an async callable taking the \
                  context, a Trigger instance or a native trigger such as every(...), got {}",
-                object.get_type().name()?
+                type_name(object)
             )));
         };
         let delivery = match object.getattr_opt(intern!(py, "delivery"))? {
