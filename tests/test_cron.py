@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import zoneinfo
 
@@ -109,3 +110,12 @@ async def test_trig_ctx_runs_it_on_its_own() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_an_expression_that_never_matches_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="never matches"):
+        cron("0 0 30 2 *", noop)  # February 30th
+
+
+def test_timezone_utc_is_accepted_as_tz() -> None:
+    assert cron("* * * * *", noop, tz=dt.timezone.utc).tz == "UTC"

@@ -245,3 +245,42 @@ async def test_trig_ctx_runs_it_as_a_coroutine_with_any_context(tmp_path: Path) 
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+def test_odd_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert on_file_change(".", Recorder()).name == f"on_file_change_{tmp_path.name}"
+    with pytest.raises(ValueError, match="NUL"):
+        on_file_change(str(tmp_path / "a\x00b"), Recorder())
+
+
+async def test_a_file_name_that_is_not_utf8_is_reported_byte_exact(
+    tmp_path: Path, connection: FakeConnection
+) -> None:
+    cafe = tmp_path / os.fsdecode(b"caf\xe9.txt")
+    raw = os.fsencode(cafe)
+    recorder = Recorder()
+    async with TriggerRunner([on_file_change(tmp_path, recorder)], connection):
+        await asyncio.sleep(0.1)
+        cafe.write_bytes(b"x")
+        await wait_for(lambda: recorder.changes)
+    assert os.fsencode(recorder.changes[0].path) == raw
+    assert recorder.changes[0].path == str(cafe)
+
+
+async def test_a_watched_file_survives_a_save_that_replaces_it(
+    tmp_path: Path, connection: FakeConnection
+) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text("v1")
+    recorder = Recorder()
+    async with TriggerRunner([on_file_change(settings, recorder)], connection):
+        await asyncio.sleep(0.1)
+        temp = tmp_path / ".settings.toml.tmp"
+        temp.write_text("v2")
+        os.replace(temp, settings)  # how editors save
+        await wait_for(lambda: recorder.changes)
+        await asyncio.sleep(0.2)
+        settings.write_text("v3")
+        await wait_for(lambda: recorder.saw(FileChangeKind.MODIFIED, settings))
+    assert {c.path for c in recorder.changes} == {str(settings)}

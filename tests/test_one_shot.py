@@ -105,3 +105,29 @@ async def test_trig_ctx_returns_after_its_one_call() -> None:
 
     await asyncio.wait_for(after(0.01, record)("ctx"), timeout=5)
     assert seen == ["ctx"]
+
+
+async def test_at_fires_once_per_trigger_even_across_restarts(
+    connection: FakeConnection,
+) -> None:
+    async def once(ctx: TriggerContext) -> None:
+        await ctx.send("at")
+
+    runner = TriggerRunner([at(utc_in(-1), once)], connection)
+    for _ in range(3):
+        await runner.start()
+        await asyncio.sleep(0.1)
+        await runner.stop()
+    assert connection.sent == ["at"]
+
+
+async def test_after_counts_from_each_start(connection: FakeConnection) -> None:
+    async def once(ctx: TriggerContext) -> None:
+        await ctx.send("after")
+
+    runner = TriggerRunner([after(0, once)], connection)
+    for n in range(1, 4):
+        await runner.start()
+        await wait_for(lambda: len(connection.sent) == n)  # noqa: B023
+        await runner.stop()
+    assert connection.sent == ["after"] * 3

@@ -1,7 +1,7 @@
 """Type stubs for ``agent_triggers._core``, the native (Rust, PyO3) module."""
 
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from os import PathLike
@@ -145,7 +145,7 @@ def cron(
     expression: str,
     callback: Callable[[Any], Awaitable[object]],
     *,
-    tz: str | ZoneInfo | None = None,
+    tz: str | ZoneInfo | timezone | None = None,
     name: str | None = None,
     delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
 ) -> CronTrigger:

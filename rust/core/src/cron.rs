@@ -60,11 +60,17 @@ impl CronSchedule {
                 ))
             })?),
         };
-        Ok(Self {
+        let schedule = Self {
             expression: expression.to_owned(),
             cron,
             zone,
-        })
+        };
+        if schedule.next_after(Utc::now()).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "cron expression {expression:?} never matches (a day that does not exist?)"
+            )));
+        }
+        Ok(schedule)
     }
 
     /// The expression as given.

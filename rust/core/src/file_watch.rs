@@ -1,5 +1,6 @@
 //! Watching a path for changes, with OS-level events (the `notify` crate).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,28 +32,35 @@ pub struct FileChange {
 /// Watches a file or directory and reports debounced batches of changes.
 ///
 /// Events are batched over the debounce window that the first of them opens:
-/// one batch per window, in arrival order, identical changes reported once. A
-/// path that does not exist yet is watched for its appearance (reported as
-/// `Added`), through its nearest existing ancestor; a watched path that is
-/// deleted is watched for its return the same way. The OS watch is released
-/// when the watcher is dropped.
+/// one batch per window, in arrival order. A change that repeats the latest
+/// change of its path is listed once, so the last change of each path in a
+/// batch is its final state. A directory that appears below a recursively
+/// watched one is walked, so what it already holds is reported too. A single
+/// file is watched through its directory, so a save that replaces it (write a
+/// temporary file, rename it over) keeps being seen. A path that does not
+/// exist yet is watched, through its nearest existing ancestor, for its
+/// appearance (reported as `Added`); one that is deleted is watched for its
+/// return. The OS watch is released when the watcher is dropped.
 pub struct FileWatcher {
     target: PathBuf,
     recursive: bool,
     debounce: Duration,
     watcher: RecommendedWatcher,
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
-    /// The path the OS watch is on: the target, or an ancestor waiting for it.
-    watched: PathBuf,
-    /// A batch being collected (kept across a cancelled wait).
+    /// Where the OS watch is now.
+    watched: Option<(PathBuf, RecursiveMode)>,
+    target_exists: bool,
+    /// A batch being collected (kept across a cancelled wait), with the latest
+    /// kind of each path in it.
     batch: Vec<FileChange>,
+    latest: HashMap<PathBuf, FileChangeKind>,
     window_end: Option<Instant>,
 }
 
 impl FileWatcher {
     /// Watch `path` (and, if `recursive`, everything below it).
     pub fn new(path: &Path, recursive: bool, debounce: Duration) -> Result<Self> {
-        let target = std::path::absolute(path)
+        let target = resolve(path)
             .map_err(|e| Error::InvalidArgument(format!("cannot watch {path:?}: {e}")))?;
         let (tx, events) = mpsc::unbounded_channel();
         let watcher = notify::recommended_watcher(move |event| {
@@ -61,52 +69,88 @@ impl FileWatcher {
         })
         .map_err(|e| Error::other(format!("cannot start a file watcher: {e}")))?;
         let mut this = Self {
-            watched: target.clone(),
+            target_exists: target.exists(),
             target,
             recursive,
             debounce,
             watcher,
             events,
+            watched: None,
             batch: Vec::new(),
+            latest: HashMap::new(),
             window_end: None,
         };
         this.rewatch()?;
         Ok(this)
     }
 
-    /// Put the OS watch on the target if it exists, else on its nearest
-    /// existing ancestor. Returns whether the target is now watched itself.
-    fn rewatch(&mut self) -> Result<bool> {
-        let (path, mode) = if self.target.exists() {
+    /// Where the OS watch belongs: a directory target itself; a file target's
+    /// directory; a missing target's nearest existing ancestor.
+    fn watch_point(&self) -> (PathBuf, RecursiveMode) {
+        if self.target.is_dir() {
             let mode = if self.recursive {
                 RecursiveMode::Recursive
             } else {
                 RecursiveMode::NonRecursive
             };
-            (self.target.clone(), mode)
-        } else {
-            let ancestor = self
-                .target
-                .ancestors()
-                .skip(1)
-                .find(|p| p.exists())
-                .unwrap_or(Path::new("/"))
-                .to_path_buf();
-            (ancestor, RecursiveMode::NonRecursive)
-        };
-        if path != self.watched || self.watched == self.target {
-            let _ = self.watcher.unwatch(&self.watched);
+            return (self.target.clone(), mode);
         }
-        self.watcher
-            .watch(&path, mode)
-            .map_err(|e| Error::other(format!("cannot watch {path:?}: {e}")))?;
-        let on_target = path == self.target;
-        self.watched = path;
-        Ok(on_target)
+        let holder = self
+            .target
+            .ancestors()
+            .skip(1)
+            .find(|p| p.is_dir())
+            .unwrap_or(Path::new("/"));
+        (holder.to_path_buf(), RecursiveMode::NonRecursive)
     }
 
-    fn watching_target(&self) -> bool {
-        self.watched == self.target
+    /// Move the OS watch to where it belongs, if it is not there already.
+    fn rewatch(&mut self) -> Result<()> {
+        let point = self.watch_point();
+        if self.watched.as_ref() == Some(&point) {
+            return Ok(());
+        }
+        if let Some((old, _)) = self.watched.take() {
+            // It may be gone already, with the directory it was on.
+            let _ = self.watcher.unwatch(&old);
+        }
+        self.watcher
+            .watch(&point.0, point.1)
+            .map_err(|e| Error::other(format!("cannot watch {:?}: {e}", point.0)))?;
+        self.watched = Some(point);
+        Ok(())
+    }
+
+    fn is_relevant(&self, path: &Path) -> bool {
+        path.starts_with(&self.target)
+            && (self.recursive || path == self.target || path.parent() == Some(&self.target))
+    }
+
+    /// Add a change to the batch unless it repeats the path's latest change.
+    fn push(&mut self, kind: FileChangeKind, path: PathBuf) {
+        if !self.is_relevant(&path) || self.latest.get(&path) == Some(&kind) {
+            return;
+        }
+        self.latest.insert(path.clone(), kind);
+        self.batch.push(FileChange { kind, path });
+    }
+
+    /// Report what a directory that just appeared already holds: entries made
+    /// before the OS watch reached it produce no events of their own.
+    fn push_contents(&mut self, dir: &Path) {
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push(path.clone());
+                }
+                self.push(FileChangeKind::Added, path);
+            }
+        }
     }
 
     /// Turn one OS event into changes of the target, appended to the batch.
@@ -163,41 +207,49 @@ impl FileWatcher {
             }
         }
         for (kind, path) in changes {
-            let relevant = path.starts_with(&self.target)
-                && (self.recursive || path.parent() == Some(&self.target) || path == self.target);
-            let change = FileChange { kind, path };
-            if relevant && !self.batch.contains(&change) {
-                self.batch.push(change);
+            let new_dir = kind == FileChangeKind::Added && self.recursive && path.is_dir();
+            self.push(kind, path.clone());
+            if new_dir && path.starts_with(&self.target) {
+                self.push_contents(&path);
             }
         }
     }
 
-    /// While waiting for the target, follow it: once it (or a nearer ancestor)
-    /// exists, move the watch; the target's own appearance is a change.
+    /// Follow the target: report its appearance, and move the OS watch when
+    /// the target (or a nearer ancestor) appears or goes away.
     fn follow_target(&mut self) {
-        let appeared = !self.watching_target() && self.target.exists();
-        let vanished = self.watching_target() && !self.target.exists();
-        let nearer = !self.watching_target()
-            && self
-                .target
-                .ancestors()
-                .skip(1)
-                .take_while(|p| *p != self.watched)
-                .any(|p| p.exists());
-        if appeared || vanished || nearer {
-            match self.rewatch() {
-                Ok(true) if appeared => {
-                    let change = FileChange {
-                        kind: FileChangeKind::Added,
-                        path: self.target.clone(),
-                    };
-                    if !self.batch.contains(&change) {
-                        self.batch.push(change);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => warn!(target: LOG_TARGET, "{e}"),
+        let exists = self.target.exists();
+        if exists && !self.target_exists {
+            self.push(FileChangeKind::Added, self.target.clone());
+            if self.recursive && self.target.is_dir() {
+                let target = self.target.clone();
+                self.push_contents(&target);
             }
+        }
+        self.target_exists = exists;
+        if let Err(e) = self.rewatch() {
+            warn!(target: LOG_TARGET, "{e}");
+        }
+    }
+}
+
+/// `path` made absolute, with the symlinks of its longest existing prefix
+/// resolved: OS watchers report real paths (macOS's do), and matching events
+/// against the target needs the same spelling.
+fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return Ok(rest.iter().rev().fold(real, |p, part| p.join(part)));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return Ok(absolute),
         }
     }
 }
@@ -212,9 +264,7 @@ impl EventSource for FileWatcher {
                     Ok(received) => received,
                     Err(_) => {
                         self.window_end = None;
-                        if self.batch.is_empty() {
-                            continue;
-                        }
+                        self.latest.clear();
                         return Some(Event::Changes(std::mem::take(&mut self.batch)));
                     }
                 },
@@ -223,6 +273,8 @@ impl EventSource for FileWatcher {
             let event = received?;
             self.collect(event);
             self.follow_target();
+            // The window opens with the first change (the batch is never empty
+            // once it is open).
             if self.window_end.is_none() && !self.batch.is_empty() {
                 self.window_end = Some(Instant::now() + self.debounce);
             }

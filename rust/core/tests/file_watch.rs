@@ -126,3 +126,69 @@ async fn a_burst_of_writes_is_coalesced_and_nothing_is_lost() {
         "only the files written"
     );
 }
+
+#[tokio::test]
+async fn a_single_file_stays_watched_across_a_save_that_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("settings.toml");
+    let other = dir.path().join("other.txt");
+    std::fs::write(&file, "v1").unwrap();
+    let mut watcher = FileWatcher::new(&file, true, DEBOUNCE).unwrap();
+
+    // What editors do: write a temporary file, rename it over the original.
+    let temp = dir.path().join(".settings.toml.tmp");
+    std::fs::write(&temp, "v2").unwrap();
+    std::fs::rename(&temp, &file).unwrap();
+    std::fs::write(&other, "not watched").unwrap();
+    let (seen, _) = batches_until(&mut watcher, |s| s.iter().any(|c| c.path == file)).await;
+    assert!(
+        seen.iter().all(|c| c.path == file),
+        "only the watched file: {seen:?}"
+    );
+    assert_ne!(
+        seen.last().unwrap().kind,
+        FileChangeKind::Deleted,
+        "{seen:?}"
+    );
+
+    tokio::time::sleep(DEBOUNCE * 2).await;
+    std::fs::write(&file, "v3").unwrap();
+    batches_until(&mut watcher, |s| has(s, FileChangeKind::Modified, &file)).await;
+}
+
+#[tokio::test]
+async fn the_last_change_of_a_path_in_a_batch_is_its_final_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g");
+    let mut watcher = FileWatcher::new(dir.path(), true, Duration::from_millis(300)).unwrap();
+    std::fs::write(&file, "1").unwrap();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, "2").unwrap();
+    let (seen, _) = batches_until(&mut watcher, |s| {
+        s.iter()
+            .filter(|c| c.kind == FileChangeKind::Deleted)
+            .count()
+            == 1
+            && s.last().is_some_and(|c| c.kind != FileChangeKind::Deleted)
+    })
+    .await;
+    assert_eq!(
+        seen.first().map(|c| c.kind),
+        Some(FileChangeKind::Added),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn what_a_new_directory_already_holds_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut watcher = FileWatcher::new(dir.path(), true, DEBOUNCE).unwrap();
+    let deep = dir.path().join("x").join("y").join("z");
+    std::fs::create_dir_all(&deep).unwrap();
+    let file = deep.join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    batches_until(&mut watcher, |s| {
+        has(s, FileChangeKind::Added, &deep) && has(s, FileChangeKind::Added, &file)
+    })
+    .await;
+}

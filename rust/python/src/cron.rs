@@ -5,6 +5,7 @@ use std::sync::Arc;
 use agent_triggers_core::CronSchedule;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
 
 use crate::arguments::{str_argument, type_name};
@@ -32,9 +33,16 @@ impl CronTrigger {
     }
 }
 
-/// The time zone argument as an IANA name: a ``str``, or a ``zoneinfo.ZoneInfo``
-/// (its ``key``).
+/// The time zone argument as an IANA name: a ``str``, a ``zoneinfo.ZoneInfo``
+/// (its ``key``), or ``datetime.timezone.utc``.
 fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
+    static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    if tz.is(UTC
+        .import(tz.py(), "datetime", "timezone")?
+        .getattr("utc")?)
+    {
+        return Ok("UTC".to_owned());
+    }
     let key = if tz.is_instance_of::<PyString>() {
         tz.clone()
     } else {
@@ -60,8 +68,10 @@ fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
 /// - ``expression``: 5 fields (``minute hour day month weekday``) or 6 (a
 ///   leading seconds field), with ranges, steps, names, ``L``, ``#``, ``W``
 ///   and aliases such as ``@hourly`` (the ``croner`` crate's syntax).
-///   ``ValueError`` with the parser's reason if it is invalid.
-/// - ``tz``: an IANA name (``"Europe/Paris"``) or a ``zoneinfo.ZoneInfo``;
+///   ``ValueError`` with the parser's reason if it is invalid, or if it can
+///   never match (``"0 0 30 2 *"``).
+/// - ``tz``: an IANA name (``"Europe/Paris"``), a ``zoneinfo.ZoneInfo`` or
+///   ``datetime.timezone.utc``;
 ///   ``None`` (the default) is the machine's local time. ``ValueError`` if unknown.
 /// - ``name`` defaults to ``f"cron_{expression}"``.
 ///

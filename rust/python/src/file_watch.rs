@@ -1,10 +1,10 @@
 //! `on_file_change`: a trigger called with batches of file changes (API.md §6).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyString};
+use pyo3::types::PyBool;
 
 use crate::arguments::{parse_seconds, type_name};
 use crate::native::{NativeTrigger, SourceSpec};
@@ -21,8 +21,8 @@ pub struct FileChangeTrigger {
 impl FileChangeTrigger {
     /// The watched path, absolute.
     #[getter]
-    fn path(&self) -> String {
-        self.path.to_string_lossy().into_owned()
+    fn path(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
     }
 
     /// Whether everything below a watched directory is watched too.
@@ -68,26 +68,21 @@ pub fn on_file_change(
     debounce: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<FileChangeTrigger>> {
-    let fspath = py
-        .import("os")?
-        .call_method1("fspath", (path,))
-        .map_err(|_| {
-            PyTypeError::new_err(format!(
-                "path must be a str or os.PathLike, not {}",
-                type_name(path)
-            ))
-        })?;
-    let given = fspath
-        .cast::<PyString>()
-        .map_err(|_| {
-            PyTypeError::new_err("path must be a str path (bytes paths are not supported)")
-        })?
-        .to_cow()?
-        .into_owned();
-    if given.is_empty() {
+    let given: PathBuf = path.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "path must be a str or os.PathLike, not {}",
+            type_name(path)
+        ))
+    })?;
+    if given.as_os_str().is_empty() {
         return Err(PyValueError::new_err("path must not be empty"));
     }
-    let absolute = std::path::absolute(Path::new(&given))
+    if given.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(PyValueError::new_err(
+            "path must not contain a NUL character",
+        ));
+    }
+    let absolute = std::path::absolute(&given)
         .map_err(|e| PyValueError::new_err(format!("cannot watch {given:?}: {e}")))?;
     let recursive = match recursive {
         None => true,
@@ -100,10 +95,12 @@ pub fn on_file_change(
         None => (std::time::Duration::from_millis(50), String::new()),
         Some(value) => parse_seconds(value, "debounce", true)?,
     };
-    let basename = Path::new(&given)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| given.clone());
+    // The basename of the absolute path: "." is named after the directory.
+    let basename = absolute
+        .components()
+        .next_back()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .unwrap_or_default();
     let base = NativeTrigger::new(
         || format!("on_file_change_{basename}"),
         callback,

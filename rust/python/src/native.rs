@@ -9,12 +9,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use agent_triggers_core::{
     CronSchedule, Deadline, Event, EventSource as CoreSource, FileChange, FileChangeKind,
     FileWatcher, OneShot, SourceFactory, SystemClock, Ticker, TriggerDelivery,
 };
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -42,10 +44,13 @@ pub enum SourceSpec {
 }
 
 /// When a one-shot fires.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum OnceSpec {
+    /// This long after each start: a restarted runner arms it again.
     After(Duration),
-    At(DateTime<Utc>),
+    /// At a wall-clock time, once per trigger object: set once it has fired,
+    /// so a runner restarted after that time does not fire it again.
+    At(DateTime<Utc>, Arc<AtomicBool>),
 }
 
 impl SourceSpec {
@@ -61,15 +66,34 @@ impl SourceSpec {
             Self::Every(period) => Box::new(Ticker::new(*period)),
             Self::Cron(schedule) => Box::new(schedule.source(Arc::new(SystemClock))),
             Self::Once(OnceSpec::After(delay)) => Box::new(OneShot::new(Deadline::After(*delay))),
-            Self::Once(OnceSpec::At(when)) => {
-                Box::new(OneShot::new(Deadline::At(*when, Arc::new(SystemClock))))
-            }
+            Self::Once(OnceSpec::At(when, fired)) => Box::new(FiresOnce {
+                inner: OneShot::new(Deadline::At(*when, Arc::new(SystemClock))),
+                fired: Arc::clone(fired),
+            }),
             Self::Files {
                 path,
                 recursive,
                 debounce,
             } => Box::new(FileWatcher::new(path, *recursive, *debounce)?),
         })
+    }
+}
+
+/// An `at()` source that stays exhausted once its trigger has fired anywhere.
+struct FiresOnce {
+    inner: OneShot,
+    fired: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl CoreSource for FiresOnce {
+    async fn next(&mut self) -> Option<Event> {
+        if self.fired.load(Ordering::Acquire) {
+            return None;
+        }
+        let event = self.inner.next().await;
+        self.fired.store(true, Ordering::Release);
+        event
     }
 }
 
@@ -101,7 +125,7 @@ fn file_change<'py>(py: Python<'py>, change: &FileChange) -> PyResult<Bound<'py,
         })?;
     CLASS
         .import(py, "agent_triggers._file_change", "FileChange")?
-        .call1((kind, change.path.to_string_lossy()))
+        .call1((kind, change.path.as_os_str()))
 }
 
 /// Base class of the native triggers: a name, a delivery, an async callback,
@@ -236,7 +260,7 @@ impl NativeTrigger {
             SourceSpec::Every(_) => "every",
             SourceSpec::Cron(_) => "cron",
             SourceSpec::Once(OnceSpec::After(_)) => "after",
-            SourceSpec::Once(OnceSpec::At(_)) => "at",
+            SourceSpec::Once(OnceSpec::At(..)) => "at",
             SourceSpec::Files { .. } => "on_file_change",
         }
     }

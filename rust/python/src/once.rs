@@ -1,5 +1,7 @@
 //! `after` and `at`: one-shot triggers (API.md §6).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
@@ -56,7 +58,9 @@ pub fn after(
 /// A trigger that calls ``await callback(ctx)`` once, at the wall-clock time
 /// ``when`` — an aware ``datetime.datetime`` (``ValueError`` if naive,
 /// ``TypeError`` if not a datetime) — then ends. A time already past fires as
-/// soon as the trigger starts. ``name`` defaults to ``f"at_{when.isoformat()}"``.
+/// soon as the trigger starts. The call happens once per trigger object: a
+/// runner restarted after it does not call it again (``after`` instead counts
+/// from each start). ``name`` defaults to ``f"at_{when.isoformat()}"``.
 #[pyfunction]
 #[pyo3(signature = (when, callback, *, name = None, delivery = None))]
 pub fn at(
@@ -91,7 +95,7 @@ pub fn at(
             callback,
             name,
             delivery,
-            SourceSpec::Once(OnceSpec::At(instant)),
+            SourceSpec::Once(OnceSpec::At(instant, Arc::default())),
         ),
     )
 }
