@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use crate::{Connection, Result, TriggerDelivery};
 
 /// Runtime context given to a trigger: sends messages into the agent.
@@ -11,6 +13,7 @@ use crate::{Connection, Result, TriggerDelivery};
 pub struct TriggerContext {
     connection: Arc<dyn Connection>,
     delivery: TriggerDelivery,
+    started: Instant,
 }
 
 impl TriggerContext {
@@ -19,12 +22,24 @@ impl TriggerContext {
         Self::with_delivery(connection, TriggerDelivery::default())
     }
 
-    /// A context whose [`deliver`](Self::deliver) follows `delivery`.
+    /// A context whose [`deliver`](Self::deliver) follows `delivery`, started now.
     pub fn with_delivery(connection: Arc<dyn Connection>, delivery: TriggerDelivery) -> Self {
         Self {
             connection,
             delivery,
+            started: Instant::now(),
         }
+    }
+
+    /// The same context, for a trigger started at `started`.
+    pub fn started_at(self, started: Instant) -> Self {
+        Self { started, ..self }
+    }
+
+    /// When the trigger was started: the origin of its schedule (the runner's
+    /// `start()`, not the moment its task first ran).
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Send a message into the agent now, even mid-turn.

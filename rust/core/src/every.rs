@@ -45,7 +45,7 @@ pub fn every_with_delivery(
     source_trigger(
         name,
         delivery,
-        Arc::new(move || Ok(Box::new(Ticker::new(period)))),
+        Arc::new(move |started| Ok(Box::new(Ticker::starting_at(started, period, false)))),
         on_event,
     )
 }

@@ -18,6 +18,7 @@ mod error;
 mod every;
 mod file_watch;
 mod once;
+mod precise_timer;
 mod runner;
 mod source;
 mod ticker;

@@ -48,13 +48,17 @@ impl TriggerRunner {
         if tasks.is_some() {
             return Err(Error::AlreadyStarted);
         }
+        // One origin for every trigger's schedule: the call, not when each
+        // task happens to run first.
+        let started = tokio::time::Instant::now();
         let handles = self
             .triggers
             .iter()
             .map(|trigger| {
                 let trigger = Arc::clone(trigger);
                 let ctx =
-                    TriggerContext::with_delivery(Arc::clone(&self.connection), trigger.delivery());
+                    TriggerContext::with_delivery(Arc::clone(&self.connection), trigger.delivery())
+                        .started_at(started);
                 tokio::spawn(run_isolated(trigger, ctx))
             })
             .collect();

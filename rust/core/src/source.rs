@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
+use tokio::time::Instant;
 use tracing::error;
 
 use crate::{FileChange, LOG_TARGET, Result, Trigger, TriggerContext, TriggerDelivery};
@@ -32,8 +33,9 @@ pub trait EventSource: Send {
     async fn next(&mut self) -> Option<Event>;
 }
 
-/// Makes a fresh source each time a trigger starts.
-pub type SourceFactory = Arc<dyn Fn() -> Result<Box<dyn EventSource>> + Send + Sync>;
+/// Makes a fresh source each time a trigger starts, given the start instant
+/// (a schedule counts from it, not from when the trigger's task first runs).
+pub type SourceFactory = Arc<dyn Fn(Instant) -> Result<Box<dyn EventSource>> + Send + Sync>;
 
 /// What a native trigger runs for each event.
 pub type EventHandler =
@@ -75,7 +77,7 @@ impl Trigger for SourceTrigger {
     }
 
     async fn run(&self, ctx: TriggerContext) -> Result<()> {
-        let mut source = (self.make_source)()?;
+        let mut source = (self.make_source)(ctx.started())?;
         while let Some(event) = source.next().await {
             if let Err(e) = (self.handler)(ctx.clone(), event).await {
                 error!(target: LOG_TARGET, trigger = %self.name, "trigger {:?} failed: {e}", self.name);

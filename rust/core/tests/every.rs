@@ -122,3 +122,16 @@ async fn ticker_returns_the_due_instant() {
     tokio::time::sleep(Duration::from_millis(3)).await;
     assert_eq!(ticker.tick().await - start, PERIOD * 2);
 }
+
+/// The precise ticker on real time: never early, never drifting. (How late it
+/// lands is measured in benchmarks/, not asserted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_precise_ticker_is_never_early_and_keeps_its_grid() {
+    let start = Instant::now();
+    let mut ticker = Ticker::starting_at(start, PERIOD, true);
+    for k in 1..=20u32 {
+        let due = ticker.tick().await;
+        assert_eq!(due, start + PERIOD * k, "tick {k} is due on the grid");
+        assert!(Instant::now() >= due, "tick {k} came early");
+    }
+}

@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
+use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::arguments::{str_argument, type_name};
@@ -57,13 +58,14 @@ impl SourceSpec {
     /// Makes the source when the trigger starts (on the tokio runtime).
     pub fn factory(&self) -> SourceFactory {
         let spec = self.clone();
-        Arc::new(move || spec.make())
+        Arc::new(move |started| spec.make(started))
     }
 
-    /// A fresh source. Must be called within the tokio runtime.
-    fn make(&self) -> agent_triggers_core::Result<Box<dyn CoreSource>> {
+    /// A fresh source for a trigger started at `started`. Must be called
+    /// within the tokio runtime.
+    fn make(&self, started: Instant) -> agent_triggers_core::Result<Box<dyn CoreSource>> {
         Ok(match self {
-            Self::Every(period) => Box::new(Ticker::new(*period)),
+            Self::Every(period) => Box::new(Ticker::starting_at(started, *period, true)),
             Self::Cron(schedule) => Box::new(schedule.source(Arc::new(SystemClock))),
             Self::Once(OnceSpec::After(delay)) => Box::new(OneShot::new(Deadline::After(*delay))),
             Self::Once(OnceSpec::At(when, fired)) => Box::new(FiresOnce {
@@ -231,7 +233,7 @@ impl NativeTrigger {
         let source = {
             let _runtime = handle.enter();
             self.source
-                .make()
+                .make(Instant::now())
                 .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
         };
         Ok(EventSource {

@@ -1,0 +1,168 @@
+//! A high-resolution timer for the last stretch before a deadline.
+//!
+//! tokio's timer wheel has a 1 ms granularity and rounds deadlines up, so a
+//! tick waited for on tokio alone lands 1–2 ms late. Here one thread keeps the
+//! deadlines of the sleeps under way in an ordered map and waits for the
+//! earliest on a condition variable with a timeout; on Linux its timer slack
+//! is set to 1 ns, so the kernel wakes it within tens of microseconds. Sleeps
+//! are meant to be short (the caller waits on tokio until shortly before), so
+//! the map stays small whatever the number of triggers.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+/// Sleep until `deadline` on the high-resolution timer thread.
+pub fn sleep_until(deadline: Instant) -> PreciseSleep {
+    PreciseSleep {
+        deadline,
+        registered: None,
+    }
+}
+
+/// A sleep on the timer thread; see [`sleep_until`]. Dropping it unregisters it.
+pub struct PreciseSleep {
+    deadline: Instant,
+    registered: Option<(u64, Arc<Slot>)>,
+}
+
+struct Slot {
+    fired: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Future for PreciseSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        match &self.registered {
+            Some((_, slot)) => {
+                *slot.waker.lock() = Some(cx.waker().clone());
+                if slot.fired.load(Ordering::Acquire) {
+                    return Poll::Ready(());
+                }
+            }
+            None => {
+                let slot = Arc::new(Slot {
+                    fired: AtomicBool::new(false),
+                    waker: Mutex::new(Some(cx.waker().clone())),
+                });
+                let id = timer().register(self.deadline, Arc::clone(&slot));
+                self.registered = Some((id, slot));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for PreciseSleep {
+    fn drop(&mut self) {
+        if let Some((id, slot)) = self.registered.take()
+            && !slot.fired.load(Ordering::Acquire)
+        {
+            timer().sleeps.lock().remove(&(self.deadline, id));
+        }
+    }
+}
+
+struct Timer {
+    sleeps: Mutex<BTreeMap<(Instant, u64), Arc<Slot>>>,
+    changed: Condvar,
+    next_id: AtomicU64,
+}
+
+impl Timer {
+    fn register(&self, deadline: Instant, slot: Arc<Slot>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut sleeps = self.sleeps.lock();
+        let earliest = sleeps
+            .keys()
+            .next()
+            .is_none_or(|(first, _)| deadline < *first);
+        sleeps.insert((deadline, id), slot);
+        drop(sleeps);
+        if earliest {
+            self.changed.notify_one();
+        }
+        id
+    }
+
+    fn run(&self) {
+        reduce_timer_slack();
+        let mut due = Vec::new();
+        let mut sleeps = self.sleeps.lock();
+        loop {
+            let now = Instant::now();
+            while let Some(entry) = sleeps.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            if !due.is_empty() {
+                // Wake outside the lock: a waker may run code that sleeps again.
+                drop(sleeps);
+                for slot in due.drain(..) {
+                    slot.fired.store(true, Ordering::Release);
+                    if let Some(waker) = slot.waker.lock().take() {
+                        waker.wake();
+                    }
+                }
+                sleeps = self.sleeps.lock();
+                continue;
+            }
+            match sleeps.keys().next().map(|(deadline, _)| *deadline) {
+                Some(deadline) => {
+                    self.changed.wait_until(&mut sleeps, deadline);
+                }
+                None => self.changed.wait(&mut sleeps),
+            }
+        }
+    }
+}
+
+/// The timer of this process, started on first use (and again in a forked
+/// child, which inherits the memory but not the thread).
+fn timer() -> &'static Timer {
+    static TIMER: Mutex<Option<(u32, &'static Timer)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = TIMER.lock();
+    if let Some((owner, timer)) = *slot
+        && owner == pid
+    {
+        return timer;
+    }
+    let timer: &'static Timer = Box::leak(Box::new(Timer {
+        sleeps: Mutex::new(BTreeMap::new()),
+        changed: Condvar::new(),
+        next_id: AtomicU64::new(0),
+    }));
+    std::thread::Builder::new()
+        .name("agent-triggers-timer".into())
+        .spawn(move || timer.run())
+        .expect("could not start the agent-triggers timer thread");
+    *slot = Some((pid, timer));
+    timer
+}
+
+/// Ask the kernel to wake this thread at its deadline, not up to 50 µs later.
+#[cfg(target_os = "linux")]
+fn reduce_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only affects
+    // the calling thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reduce_timer_slack() {}
