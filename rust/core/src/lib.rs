@@ -33,9 +33,10 @@ pub use error::{Error, Result};
 pub use every::{Handler, every, every_with_delivery};
 pub use file_watch::{FileChange, FileChangeKind, FileWatcher};
 pub use once::{Deadline, OneShot};
+pub use precise_timer::{TimerKey, call_at};
 pub use runner::TriggerRunner;
 pub use source::{Event, EventHandler, EventSource, SourceFactory, source_trigger};
-pub use ticker::Ticker;
+pub use ticker::{Ticker, next_due};
 pub use trigger::Trigger;
 pub use wall_clock::{SystemClock, WallClock};
 

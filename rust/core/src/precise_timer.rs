@@ -7,6 +7,11 @@
 //! is set to 1 ns, so the kernel wakes it within tens of microseconds. Sleeps
 //! are meant to be short (the caller waits on tokio until shortly before), so
 //! the map stays small whatever the number of triggers.
+//!
+//! Besides sleeps (futures), the thread runs callbacks at their deadline
+//! ([`call_at`]): a periodic trigger re-arms itself this way, with no task of
+//! its own and no wake-up between ticks. A callback runs on the timer thread
+//! and must return quickly (hand the work elsewhere).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -37,6 +42,44 @@ struct Slot {
     waker: Mutex<Option<Waker>>,
 }
 
+/// What is due at a deadline: a sleeping future to wake, or a callback to run.
+enum Due {
+    Wake(Arc<Slot>),
+    Call(Arc<dyn Fn() + Send + Sync>),
+}
+
+impl Due {
+    fn fire(self) {
+        match self {
+            Due::Wake(slot) => {
+                slot.fired.store(true, Ordering::Release);
+                if let Some(waker) = slot.waker.lock().take() {
+                    waker.wake();
+                }
+            }
+            Due::Call(callback) => callback(),
+        }
+    }
+}
+
+/// A callback registered with [`call_at`]; [`cancel`](Self::cancel) it to
+/// keep it from running (dropping the key does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerKey(Instant, u64);
+
+impl TimerKey {
+    /// Unregister the callback; `false` if it already ran (or is running).
+    pub fn cancel(self) -> bool {
+        timer().sleeps.lock().remove(&(self.0, self.1)).is_some()
+    }
+}
+
+/// Run `callback` on the timer thread at `deadline` (at once if it has passed).
+pub fn call_at(deadline: Instant, callback: Arc<dyn Fn() + Send + Sync>) -> TimerKey {
+    let id = timer().register(deadline, Due::Call(callback));
+    TimerKey(deadline, id)
+}
+
 impl Future for PreciseSleep {
     type Output = ();
 
@@ -56,7 +99,7 @@ impl Future for PreciseSleep {
                     fired: AtomicBool::new(false),
                     waker: Mutex::new(Some(cx.waker().clone())),
                 });
-                let id = timer().register(self.deadline, Arc::clone(&slot));
+                let id = timer().register(self.deadline, Due::Wake(Arc::clone(&slot)));
                 self.registered = Some((id, slot));
             }
         }
@@ -75,20 +118,20 @@ impl Drop for PreciseSleep {
 }
 
 struct Timer {
-    sleeps: Mutex<BTreeMap<(Instant, u64), Arc<Slot>>>,
+    sleeps: Mutex<BTreeMap<(Instant, u64), Due>>,
     changed: Condvar,
     next_id: AtomicU64,
 }
 
 impl Timer {
-    fn register(&self, deadline: Instant, slot: Arc<Slot>) -> u64 {
+    fn register(&self, deadline: Instant, due: Due) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut sleeps = self.sleeps.lock();
         let earliest = sleeps
             .keys()
             .next()
             .is_none_or(|(first, _)| deadline < *first);
-        sleeps.insert((deadline, id), slot);
+        sleeps.insert((deadline, id), due);
         drop(sleeps);
         if earliest {
             self.changed.notify_one();
@@ -109,13 +152,10 @@ impl Timer {
                 due.push(entry.remove());
             }
             if !due.is_empty() {
-                // Wake outside the lock: a waker may run code that sleeps again.
+                // Fire outside the lock: a waker or callback may register again.
                 drop(sleeps);
-                for slot in due.drain(..) {
-                    slot.fired.store(true, Ordering::Release);
-                    if let Some(waker) = slot.waker.lock().take() {
-                        waker.wake();
-                    }
+                for entry in due.drain(..) {
+                    entry.fire();
                 }
                 sleeps = self.sleeps.lock();
                 continue;

@@ -83,15 +83,26 @@ impl Ticker {
         } else {
             tokio::time::sleep_until(due).await;
         }
-        let now = Instant::now();
-        self.next = if now >= due + MISSED {
-            // Skip to the first grid point after now.
-            let behind = (now - due).as_nanos() / self.period.as_nanos();
-            due + self.period * (u32::try_from(behind + 1).unwrap_or(u32::MAX))
-        } else {
-            due + self.period
-        };
+        self.next = next_due(due, Instant::now(), self.period);
         due
+    }
+}
+
+/// The deadline after a tick due at `due` fired at `now`: one period on, or,
+/// if the tick came late enough to count as missed, the first grid point after
+/// `now` (the overdue tick itself has just run: the ones between are skipped).
+pub fn next_due<I>(due: I, now: I, period: Duration) -> I
+where
+    I: Copy
+        + PartialOrd
+        + std::ops::Add<Duration, Output = I>
+        + std::ops::Sub<I, Output = Duration>,
+{
+    if now >= due + MISSED {
+        let behind = (now - due).as_nanos() / period.as_nanos();
+        due + period * u32::try_from(behind + 1).unwrap_or(u32::MAX)
+    } else {
+        due + period
     }
 }
 

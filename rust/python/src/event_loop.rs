@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::oneshot;
@@ -87,11 +87,20 @@ struct PendingCall {
     finished: Mutex<Option<Finished>>,
 }
 
-/// Held until the Python side of a call is over: resolves the Rust future and
-/// releases the tracker token.
+/// Held until the Python side of a call is over: tells whoever waits for it,
+/// and releases the tracker token.
 struct Finished {
-    tx: oneshot::Sender<CallOutcome>,
+    to: Completion,
     _token: TaskTrackerToken,
+}
+
+/// Who learns how a call ended.
+enum Completion {
+    /// A [`PythonCall`] future.
+    Future(oneshot::Sender<CallOutcome>),
+    /// A callback run where the call ends (on the loop thread, but for a loop
+    /// that closed first): `None` if the call could not run at all.
+    Callback(Box<dyn FnOnce(Option<CallOutcome>) + Send>),
 }
 
 impl PendingCall {
@@ -99,7 +108,45 @@ impl PendingCall {
     /// (the Rust side was dropped: the trigger was stopped).
     fn finish(&self, outcome: CallOutcome) -> Option<CallOutcome> {
         let finished = self.finished.lock().take()?;
-        finished.tx.send(outcome).err()
+        match finished.to {
+            Completion::Future(tx) => tx.send(outcome).err(),
+            Completion::Callback(callback) => {
+                callback(Some(outcome));
+                None
+            }
+        }
+    }
+
+    /// Resolve a call that could not run (its loop is closed).
+    fn abandon(&self) {
+        if let Some(finished) = self.finished.lock().take() {
+            match finished.to {
+                Completion::Future(tx) => {
+                    let _ = tx.send(Ok(()));
+                }
+                Completion::Callback(callback) => callback(None),
+            }
+        }
+    }
+}
+
+/// A call started with [`EventLoop::launch`].
+pub struct InFlight {
+    event_loop: Arc<EventLoop>,
+    pending: Arc<PendingCall>,
+}
+
+impl InFlight {
+    /// Whether the call is over.
+    pub fn is_finished(&self) -> bool {
+        self.pending.finished.lock().is_none()
+    }
+
+    /// Cancel the call's asyncio task (stop() still waits for it to finish).
+    pub fn cancel(&self) {
+        if !self.is_finished() {
+            self.event_loop.push(Job::Cancel(Arc::clone(&self.pending)));
+        }
     }
 }
 
@@ -120,22 +167,47 @@ impl EventLoop {
     /// task has finished; dropping it first cancels the task.
     pub fn call(self: &Arc<Self>, spec: Arc<CallSpec>, event: Event) -> PythonCall {
         let (tx, rx) = oneshot::channel();
-        let pending = Arc::new(PendingCall {
-            spec,
-            event,
-            task: Mutex::new(None),
-            finished: Mutex::new(Some(Finished {
-                tx,
-                _token: self.tracker.token(),
-            })),
-        });
-        self.push(Job::Launch(Arc::clone(&pending)));
+        let pending = self.start(spec, event, Completion::Future(tx));
         PythonCall {
             event_loop: Arc::clone(self),
             pending,
             rx,
             done: false,
         }
+    }
+
+    /// Run `spec` on the loop as an asyncio task and call `on_done` where it
+    /// ends (with `None` if it could not run: the loop is closed). Nothing
+    /// waits in between: no task, no wake-up of another thread.
+    pub fn launch(
+        self: &Arc<Self>,
+        spec: Arc<CallSpec>,
+        event: Event,
+        on_done: Box<dyn FnOnce(Option<CallOutcome>) + Send>,
+    ) -> InFlight {
+        InFlight {
+            event_loop: Arc::clone(self),
+            pending: self.start(spec, event, Completion::Callback(on_done)),
+        }
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        spec: Arc<CallSpec>,
+        event: Event,
+        to: Completion,
+    ) -> Arc<PendingCall> {
+        let pending = Arc::new(PendingCall {
+            spec,
+            event,
+            task: Mutex::new(None),
+            finished: Mutex::new(Some(Finished {
+                to,
+                _token: self.tracker.token(),
+            })),
+        });
+        self.push(Job::Launch(Arc::clone(&pending)));
+        pending
     }
 
     /// Run `spec` on the loop (see [`call`](Self::call)) and log its failure,
@@ -207,7 +279,7 @@ impl EventLoop {
         for job in jobs {
             let (Job::Launch(pending) | Job::Cancel(pending)) = job;
             pending.task.lock().take();
-            let _ = pending.finish(Ok(()));
+            pending.abandon();
         }
     }
 
@@ -220,7 +292,7 @@ impl EventLoop {
         };
         for job in jobs {
             match job {
-                Job::Launch(pending) => self.launch(py, pending),
+                Job::Launch(pending) => self.run_launch(py, pending),
                 Job::Cancel(pending) => {
                     // Launch jobs run before the cancel jobs queued after them,
                     // so a launched task is always found here.
@@ -236,10 +308,11 @@ impl EventLoop {
     }
 
     /// On the loop thread: call the callable and wrap what it returns in a task.
-    fn launch(&self, py: Python<'_>, pending: Arc<PendingCall>) {
+    fn run_launch(&self, py: Python<'_>, pending: Arc<PendingCall>) {
         let spec = &pending.spec;
         let started = (|| -> PyResult<Bound<'_, PyAny>> {
             static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            static COROUTINE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
             let extra = event_args(py, &pending.event)?;
             let awaitable = if extra.is_empty() {
                 spec.callable.bind(py).call1(spec.args.bind(py))?
@@ -252,12 +325,19 @@ impl EventLoop {
                 spec.callable.bind(py).call1(args.to_tuple()?)?
             };
             ensure_awaitable(&awaitable, &format!("trigger '{}'", spec.name))?;
-            // Runs on the runner's loop (the running one, which ensure_future
-            // uses) inside the captured context (see `schedule_drain`), so the
-            // task gets a copy of that context. Once per tick: hence cached.
-            ENSURE_FUTURE
-                .import(py, "asyncio", "ensure_future")?
-                .call1((awaitable,))
+            // Runs on the runner's loop inside the captured context (see
+            // `schedule_drain`), so the task gets a copy of that context.
+            // Once per tick: coroutines (nearly every callback) go straight to
+            // the loop's C-level create_task; other awaitables to ensure_future.
+            if awaitable.is_instance(COROUTINE.import(py, "types", "CoroutineType")?)? {
+                self.locals
+                    .event_loop(py)
+                    .call_method1(intern!(py, "create_task"), (awaitable,))
+            } else {
+                ENSURE_FUTURE
+                    .import(py, "asyncio", "ensure_future")?
+                    .call1((awaitable,))
+            }
         })();
         match started {
             Ok(task) => {

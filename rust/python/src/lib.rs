@@ -13,6 +13,7 @@ mod interpreter;
 mod logging;
 mod native;
 mod once;
+mod periodic;
 mod runner;
 mod runtime;
 mod trigger;

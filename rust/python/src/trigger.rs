@@ -25,6 +25,7 @@ use crate::context::TriggerContext;
 use crate::delivery;
 use crate::event_loop::{CallSpec, EventLoop};
 use crate::native::{NativeTrigger, SourceSpec};
+use crate::periodic::PeriodicSchedule;
 
 /// One validated trigger of a runner.
 pub struct TriggerSpec {
@@ -132,6 +133,16 @@ impl TriggerSpec {
             args,
         });
         let trigger: Arc<dyn CoreTrigger> = match &self.kind {
+            // Periodic triggers wait on the timer thread, not as a task.
+            Kind::Native {
+                source: SourceSpec::Every(period),
+                ..
+            } => Arc::new(PeriodicSchedule {
+                spec: Arc::clone(&spec),
+                event_loop: Arc::clone(event_loop),
+                period: *period,
+                delivery: self.delivery,
+            }),
             Kind::Native { source, .. } => {
                 let spec = Arc::clone(&spec);
                 let event_loop = Arc::clone(event_loop);

@@ -1,0 +1,156 @@
+//! `every` under a runner: armed on the timer thread, with nothing running
+//! between ticks.
+//!
+//! A periodic trigger spends nearly all its life waiting. Here it waits as one
+//! entry of the core's timer thread: when due, the timer thread hands the
+//! callback to the loop (one batch for all triggers due together); when the
+//! callback's asyncio task ends, its done-callback arms the next deadline. No
+//! tokio task is woken per tick and no thread waits on the call, which keeps a
+//! tick's cost on the loop thread low and an idle trigger small.
+//!
+//! The schedule is the `Ticker`'s (`next_due`): fixed rate from the runner's
+//! start, one overdue tick at once after an overrun, then back on the grid;
+//! calls never overlap, since the next deadline is armed only when a call ends.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent_triggers_core::{
+    Event, Result as CoreResult, TimerKey, Trigger as CoreTrigger, TriggerContext as CoreContext,
+    TriggerDelivery, call_at, next_due,
+};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::event_loop::{CallOutcome, CallSpec, EventLoop, InFlight};
+use crate::interpreter::with_python;
+use crate::logging::report_failure;
+
+/// The core trigger a runner runs for `every(...)`.
+pub struct PeriodicSchedule {
+    pub spec: Arc<CallSpec>,
+    pub event_loop: Arc<EventLoop>,
+    pub period: Duration,
+    pub delivery: TriggerDelivery,
+}
+
+#[async_trait]
+impl CoreTrigger for PeriodicSchedule {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn delivery(&self) -> TriggerDelivery {
+        self.delivery
+    }
+
+    /// Arms the first tick, then waits (without waking) until aborted: the
+    /// abort — stop() or a dropped runner — disarms and cancels a call under way.
+    async fn run(&self, ctx: CoreContext) -> CoreResult<()> {
+        let schedule = Arc::new(Schedule {
+            spec: Arc::clone(&self.spec),
+            event_loop: Arc::clone(&self.event_loop),
+            period: self.period,
+            state: Mutex::new(State::default()),
+        });
+        schedule.arm(ctx.started().into_std() + self.period);
+        let _disarm = Disarm(schedule);
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// Lock discipline: `state` is never held while waiting for the GIL (handing
+/// a call to the loop or cancelling one), since the loop thread, holding the
+/// GIL, takes it when a call ends.
+struct Schedule {
+    spec: Arc<CallSpec>,
+    event_loop: Arc<EventLoop>,
+    period: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    stopped: bool,
+    armed: Option<TimerKey>,
+    call: Option<InFlight>,
+}
+
+impl Schedule {
+    /// Arm the tick due at `due` (at once if it has passed), unless stopped.
+    fn arm(self: &Arc<Self>, due: Instant) {
+        let mut state = self.state.lock();
+        if state.stopped {
+            return;
+        }
+        let this = Arc::clone(self);
+        state.armed = Some(call_at(due, Arc::new(move || this.fire(due))));
+    }
+
+    /// On the timer thread: hand the callback to the loop.
+    fn fire(self: &Arc<Self>, due: Instant) {
+        let next = next_due(due, Instant::now(), self.period);
+        {
+            let mut state = self.state.lock();
+            if state.stopped {
+                return;
+            }
+            state.armed = None;
+        }
+        // Not under the lock: handing over may wait for the GIL, and the
+        // loop thread takes this lock when a call ends.
+        let this = Arc::clone(self);
+        let call = self.event_loop.launch(
+            Arc::clone(&self.spec),
+            Event::Tick,
+            Box::new(move |outcome| this.done(next, outcome)),
+        );
+        let mut state = self.state.lock();
+        if state.stopped {
+            drop(state);
+            call.cancel();
+        } else if !call.is_finished() {
+            state.call = Some(call);
+        }
+    }
+
+    /// Where a call ends: report a failure, arm the next tick.
+    fn done(self: &Arc<Self>, next: Instant, outcome: Option<CallOutcome>) {
+        self.state.lock().call = None;
+        match outcome {
+            Some(Ok(())) => self.arm(next),
+            Some(Err(err)) => {
+                with_python(|py| report_failure(py, &self.spec.name, err));
+                self.arm(next);
+            }
+            // The loop is closed: nothing could run the next call either.
+            None => {}
+        }
+    }
+
+    fn stop(&self) {
+        let call = {
+            let mut state = self.state.lock();
+            state.stopped = true;
+            if let Some(key) = state.armed.take() {
+                key.cancel();
+            }
+            state.call.take()
+        };
+        // Outside the lock: cancelling may wait for the GIL, and the loop
+        // thread takes the lock when a call ends.
+        if let Some(call) = call {
+            call.cancel();
+        }
+    }
+}
+
+/// Stops the schedule when the trigger's task ends (it only ends by abort).
+struct Disarm(Arc<Schedule>);
+
+impl Drop for Disarm {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
