@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
 use crate::arguments::type_name;
-use crate::event_loop::{CallSpec, EventLoop};
+use crate::event_loop::{CallArgs, CallSpec, EventLoop};
 use crate::interpreter::with_python;
 
 const SEND: &str = "send_trigger";
@@ -117,7 +117,7 @@ impl LoopConnection {
             Ok(CallSpec {
                 name: name.into(),
                 callable: self.connection.object().bind(py).getattr(method)?.unbind(),
-                args: PyTuple::new(py, args)?.unbind(),
+                args: CallArgs::Given(PyTuple::new(py, args)?.unbind()),
             })
         })
         .ok_or_else(|| CoreError::other("the Python interpreter is shutting down"))?

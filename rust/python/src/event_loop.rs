@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
@@ -32,9 +32,10 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use agent_triggers_core::Event;
+use agent_triggers_core::{Event, TriggerDelivery};
 
-use crate::connection::ensure_awaitable;
+use crate::connection::{PyConnection, ensure_awaitable};
+use crate::context::TriggerContext;
 use crate::native::event_args;
 
 /// One Python call to make on the loop: `callable(*args)`, then await its result.
@@ -42,14 +43,64 @@ pub struct CallSpec {
     /// What the call is, for error messages: the trigger's name.
     pub name: Arc<str>,
     pub callable: Py<PyAny>,
-    pub args: Py<PyTuple>,
+    pub args: CallArgs,
+}
+
+/// The arguments of a [`CallSpec`].
+pub enum CallArgs {
+    Given(Py<PyTuple>),
+    /// `(ctx,)`: the trigger's own `TriggerContext`, made on its first call —
+    /// an idle trigger (say, hourly) holds no Python objects for it.
+    Context {
+        connection: Arc<PyConnection>,
+        delivery: TriggerDelivery,
+        made: OnceLock<Py<PyTuple>>,
+    },
+}
+
+impl CallArgs {
+    /// `(ctx,)` for a trigger delivering with `delivery` into `connection`.
+    pub fn context(connection: Arc<PyConnection>, delivery: TriggerDelivery) -> Self {
+        Self::Context {
+            connection,
+            delivery,
+            made: OnceLock::new(),
+        }
+    }
 }
 
 impl CallSpec {
+    /// The call's arguments (on the loop thread).
+    fn args<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        match &self.args {
+            CallArgs::Given(args) => Ok(args.bind(py).clone()),
+            CallArgs::Context {
+                connection,
+                delivery,
+                made,
+            } => {
+                if let Some(args) = made.get() {
+                    return Ok(args.bind(py).clone());
+                }
+                let context = Bound::new(
+                    py,
+                    TriggerContext::with_delivery(Arc::clone(connection), *delivery),
+                )?;
+                let args = PyTuple::new(py, [context])?;
+                // Only the loop thread makes it (holding the GIL): no race.
+                let _ = made.set(args.clone().unbind());
+                Ok(args)
+            }
+        }
+    }
+
     /// Show the garbage collector the Python objects this call holds.
     pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.callable)?;
-        visit.call(&self.args)
+        match &self.args {
+            CallArgs::Given(args) => visit.call(args),
+            CallArgs::Context { made, .. } => visit.call(made.get()),
+        }
     }
 }
 
@@ -314,14 +365,11 @@ impl EventLoop {
             static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
             static COROUTINE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
             let extra = event_args(py, &pending.event)?;
+            let args = spec.args(py)?;
             let awaitable = if extra.is_empty() {
-                spec.callable.bind(py).call1(spec.args.bind(py))?
+                spec.callable.bind(py).call1(args)?
             } else {
-                let args = spec
-                    .args
-                    .bind(py)
-                    .as_sequence()
-                    .concat(extra.as_sequence())?;
+                let args = args.as_sequence().concat(extra.as_sequence())?;
                 spec.callable.bind(py).call1(args.to_tuple()?)?
             };
             ensure_awaitable(&awaitable, &format!("trigger '{}'", spec.name))?;

@@ -1,5 +1,5 @@
 //! `every` under a runner: armed on the timer thread, with nothing running
-//! between ticks.
+//! between ticks — no task of its own, only an entry in the timer's map.
 //!
 //! A periodic trigger spends nearly all its life waiting. Here it waits as one
 //! entry of the core's timer thread: when due, the timer thread hands the
@@ -15,55 +15,35 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_triggers_core::{
-    Event, Result as CoreResult, TimerKey, Trigger as CoreTrigger, TriggerContext as CoreContext,
-    TriggerDelivery, call_at, next_due,
-};
-use async_trait::async_trait;
+use agent_triggers_core::{Event, TimerKey, call_at, next_due};
 use parking_lot::Mutex;
 
 use crate::event_loop::{CallOutcome, CallSpec, EventLoop, InFlight};
 use crate::interpreter::with_python;
 use crate::logging::report_failure;
 
-/// The core trigger a runner runs for `every(...)`.
-pub struct PeriodicSchedule {
-    pub spec: Arc<CallSpec>,
-    pub event_loop: Arc<EventLoop>,
-    pub period: Duration,
-    pub delivery: TriggerDelivery,
-}
-
-#[async_trait]
-impl CoreTrigger for PeriodicSchedule {
-    fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    fn delivery(&self) -> TriggerDelivery {
-        self.delivery
-    }
-
-    /// Arms the first tick, then waits (without waking) until aborted: the
-    /// abort — stop() or a dropped runner — disarms and cancels a call under way.
-    async fn run(&self, ctx: CoreContext) -> CoreResult<()> {
-        let schedule = Arc::new(Schedule {
-            spec: Arc::clone(&self.spec),
-            event_loop: Arc::clone(&self.event_loop),
-            period: self.period,
-            state: Mutex::new(State::default()),
-        });
-        schedule.arm(ctx.started().into_std() + self.period);
-        let _disarm = Disarm(schedule);
-        std::future::pending::<()>().await;
-        Ok(())
-    }
+/// Start the schedule of one `every(...)` trigger: `spec` called on
+/// `event_loop` every `period` from `started`. It runs until [`Schedule::stop`].
+pub fn start(
+    spec: Arc<CallSpec>,
+    event_loop: Arc<EventLoop>,
+    period: Duration,
+    started: Instant,
+) -> Arc<Schedule> {
+    let schedule = Arc::new(Schedule {
+        spec,
+        event_loop,
+        period,
+        state: Mutex::new(State::default()),
+    });
+    schedule.arm(started + period);
+    schedule
 }
 
 /// Lock discipline: `state` is never held while waiting for the GIL (handing
 /// a call to the loop or cancelling one), since the loop thread, holding the
 /// GIL, takes it when a call ends.
-struct Schedule {
+pub struct Schedule {
     spec: Arc<CallSpec>,
     event_loop: Arc<EventLoop>,
     period: Duration,
@@ -129,7 +109,8 @@ impl Schedule {
         }
     }
 
-    fn stop(&self) {
+    /// Disarm, and cancel a call under way (stop() still waits for it).
+    pub fn stop(&self) {
         let call = {
             let mut state = self.state.lock();
             state.stopped = true;
@@ -143,14 +124,5 @@ impl Schedule {
         if let Some(call) = call {
             call.cancel();
         }
-    }
-}
-
-/// Stops the schedule when the trigger's task ends (it only ends by abort).
-struct Disarm(Arc<Schedule>);
-
-impl Drop for Disarm {
-    fn drop(&mut self) {
-        self.0.stop();
     }
 }

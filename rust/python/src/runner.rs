@@ -1,6 +1,7 @@
 //! `TriggerRunner`: the Python face of the core runner (API.md §4).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use agent_triggers_core::TriggerRunner as CoreRunner;
 use parking_lot::Mutex;
@@ -12,8 +13,9 @@ use crate::AlreadyStartedError;
 use crate::connection::{LoopConnection, PyConnection};
 use crate::event_loop::{CallSpec, EventLoop};
 use crate::interpreter::WakeThroughGate;
+use crate::periodic::{self, Schedule};
 use crate::runtime;
-use crate::trigger::TriggerSpec;
+use crate::trigger::{Built, Run, TriggerSpec};
 
 /// Owns and runs a set of triggers against one connection.
 ///
@@ -40,8 +42,10 @@ pub struct TriggerRunner {
 /// What one `start()` set going.
 struct Running {
     core: CoreRunner,
+    /// The `every` triggers, which run on the timer thread, not as tasks.
+    schedules: Vec<Arc<Schedule>>,
     event_loop: Arc<EventLoop>,
-    /// The Python calls the core triggers make, for the garbage collector.
+    /// The Python calls the triggers make, for the garbage collector.
     calls: Vec<Arc<CallSpec>>,
 }
 
@@ -49,8 +53,23 @@ impl Running {
     /// Cancel every trigger and wait until each has finished, Python cleanup
     /// included. Safe to call from several stops at once: each waits.
     async fn stop(&self) {
+        self.stop_schedules();
         self.core.stop().await;
         self.event_loop.wait_for_python_tasks().await;
+    }
+
+    fn stop_schedules(&self) {
+        for schedule in &self.schedules {
+            schedule.stop();
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A runner dropped without stop(): nothing it started keeps firing (the
+    /// core runner aborts its own tasks when dropped).
+    fn drop(&mut self) {
+        self.stop_schedules();
     }
 }
 
@@ -68,18 +87,26 @@ impl TriggerRunner {
             return Err(Self::already_started());
         }
         let event_loop = EventLoop::capture(py)?;
-        let (triggers, calls): (Vec<_>, Vec<_>) = self
+        let built = self
             .triggers
             .iter()
             .map(|spec| spec.build(py, &self.connection, &event_loop))
-            .collect::<PyResult<Vec<_>>>()?
-            .into_iter()
-            .unzip();
+            .collect::<PyResult<Vec<_>>>()?;
+        let mut calls = Vec::with_capacity(built.len());
+        let mut tasks = Vec::new();
+        let mut periodic = Vec::new();
+        for Built { spec, run } in built {
+            match run {
+                Run::Task(trigger) => tasks.push(trigger),
+                Run::Periodic(period) => periodic.push((Arc::clone(&spec), period)),
+            }
+            calls.push(spec);
+        }
         let connection = Arc::new(LoopConnection {
             connection: Arc::clone(&self.connection),
             event_loop: Arc::clone(&event_loop),
         });
-        let core = CoreRunner::new(triggers, connection);
+        let core = CoreRunner::new(tasks, connection);
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
         if running.is_some() {
@@ -89,8 +116,14 @@ impl TriggerRunner {
             let _runtime = handle.enter();
             core.start().map_err(|_| Self::already_started())?;
         }
+        let started = Instant::now();
+        let schedules = periodic
+            .into_iter()
+            .map(|(spec, period)| periodic::start(spec, Arc::clone(&event_loop), period, started))
+            .collect();
         *running = Some(Arc::new(Running {
             core,
+            schedules,
             event_loop,
             calls,
         }));
@@ -156,7 +189,12 @@ impl TriggerRunner {
         self.running
             .lock()
             .as_ref()
-            .is_some_and(|run| run.core.is_running() || run.event_loop.has_python_tasks())
+            // A schedule runs until stopped: periodic triggers never return.
+            .is_some_and(|run| {
+                !run.schedules.is_empty()
+                    || run.core.is_running()
+                    || run.event_loop.has_python_tasks()
+            })
     }
 
     /// ``async with runner:`` starts on enter and stops on exit.

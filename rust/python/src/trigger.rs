@@ -16,16 +16,14 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::types::{PyString, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::arguments::type_name;
 use crate::connection::PyConnection;
-use crate::context::TriggerContext;
 use crate::delivery;
-use crate::event_loop::{CallSpec, EventLoop};
+use crate::event_loop::{CallArgs, CallSpec, EventLoop};
 use crate::native::{NativeTrigger, SourceSpec};
-use crate::periodic::PeriodicSchedule;
 
 /// One validated trigger of a runner.
 pub struct TriggerSpec {
@@ -109,20 +107,15 @@ impl TriggerSpec {
         })
     }
 
-    /// The core trigger that runs this one on `event_loop`, with a context of
-    /// its own bound to `connection`, and the Python call it makes (which the
-    /// runner shows to the garbage collector while it runs).
+    /// How to run this trigger on `event_loop`, with a context of its own
+    /// bound to `connection`.
     pub fn build(
         &self,
         py: Python<'_>,
         connection: &Arc<PyConnection>,
         event_loop: &Arc<EventLoop>,
-    ) -> PyResult<(Arc<dyn CoreTrigger>, Arc<CallSpec>)> {
-        let context = Bound::new(
-            py,
-            TriggerContext::with_delivery(Arc::clone(connection), self.delivery),
-        )?;
-        let args = PyTuple::new(py, [context])?.unbind();
+    ) -> PyResult<Built> {
+        let args = CallArgs::context(Arc::clone(connection), self.delivery);
         let callable = match &self.kind {
             Kind::Native { callback, .. } => callback,
             Kind::Call { callable } => callable,
@@ -137,12 +130,12 @@ impl TriggerSpec {
             Kind::Native {
                 source: SourceSpec::Every(period),
                 ..
-            } => Arc::new(PeriodicSchedule {
-                spec: Arc::clone(&spec),
-                event_loop: Arc::clone(event_loop),
-                period: *period,
-                delivery: self.delivery,
-            }),
+            } => {
+                return Ok(Built {
+                    spec,
+                    run: Run::Periodic(*period),
+                });
+            }
             Kind::Native { source, .. } => {
                 let spec = Arc::clone(&spec);
                 let event_loop = Arc::clone(event_loop);
@@ -162,7 +155,10 @@ impl TriggerSpec {
                 event_loop: Arc::clone(event_loop),
             }),
         };
-        Ok((trigger, spec))
+        Ok(Built {
+            spec,
+            run: Run::Task(trigger),
+        })
     }
 
     pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -172,6 +168,21 @@ impl TriggerSpec {
             Kind::Call { callable } => visit.call(callable),
         }
     }
+}
+
+/// A trigger ready to start.
+pub struct Built {
+    /// The Python call it makes (shown to the garbage collector while running).
+    pub spec: Arc<CallSpec>,
+    pub run: Run,
+}
+
+/// How a built trigger runs.
+pub enum Run {
+    /// As a task of the core runner.
+    Task(Arc<dyn CoreTrigger>),
+    /// As a schedule on the timer thread (`every`), every this long.
+    Periodic(std::time::Duration),
 }
 
 /// A coroutine trigger: one asyncio task on the runner's loop, owned by the
