@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -170,16 +170,22 @@ impl Timer {
     }
 }
 
-/// The timer of this process, started on first use (and again in a forked
-/// child, which inherits the memory but not the thread).
+/// The timer of this process, started on first use — and again in a forked
+/// child, which inherits the memory but not the thread (a fork handler forgets
+/// the parent's timer; the old one is leaked, never dropped).
 fn timer() -> &'static Timer {
-    static TIMER: Mutex<Option<(u32, &'static Timer)>> = Mutex::new(None);
-    let pid = std::process::id();
-    let mut slot = TIMER.lock();
-    if let Some((owner, timer)) = *slot
-        && owner == pid
-    {
-        return timer;
+    static TIMER: AtomicPtr<Timer> = AtomicPtr::new(std::ptr::null_mut());
+    static START: Mutex<()> = Mutex::new(());
+    let current = TIMER.load(Ordering::Acquire);
+    if !current.is_null() {
+        // SAFETY: only ever set to a leaked, never freed `Timer`.
+        return unsafe { &*current };
+    }
+    let _starting = START.lock();
+    let current = TIMER.load(Ordering::Acquire);
+    if !current.is_null() {
+        // SAFETY: as above.
+        return unsafe { &*current };
     }
     let timer: &'static Timer = Box::leak(Box::new(Timer {
         sleeps: Mutex::new(BTreeMap::new()),
@@ -190,9 +196,33 @@ fn timer() -> &'static Timer {
         .name("agent-triggers-timer".into())
         .spawn(move || timer.run())
         .expect("could not start the agent-triggers timer thread");
-    *slot = Some((pid, timer));
+    forget_timer_in_forked_child(&TIMER);
+    TIMER.store(std::ptr::from_ref(timer).cast_mut(), Ordering::Release);
     timer
 }
+
+/// After `fork()`, the child has no timer thread: make `timer()` start one.
+#[cfg(unix)]
+fn forget_timer_in_forked_child(timer: &'static AtomicPtr<Timer>) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    static SLOT: std::sync::OnceLock<&'static AtomicPtr<Timer>> = std::sync::OnceLock::new();
+    extern "C" fn in_child() {
+        if let Some(slot) = SLOT.get() {
+            slot.store(std::ptr::null_mut(), Ordering::Release);
+        }
+    }
+    let _ = SLOT.set(timer);
+    REGISTERED.call_once(|| {
+        // SAFETY: registering a handler that only stores to an atomic, which
+        // is async-signal-safe as fork handlers must be.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(in_child));
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn forget_timer_in_forked_child(_timer: &'static AtomicPtr<Timer>) {}
 
 /// Ask the kernel to wake this thread at its deadline, not up to 50 µs later.
 #[cfg(target_os = "linux")]

@@ -13,13 +13,23 @@
 //! finished, so `stop()` can wait for `except`/`finally` blocks to have run.
 //!
 //! Hand-offs are batched: calls and cancellations queue up in Rust and the loop is
-//! woken once (one `call_soon_threadsafe`) for everything queued meanwhile, so
-//! many triggers due at the same instant cost one loop wake-up.
+//! woken once for everything queued meanwhile, so many triggers due at the same
+//! instant cost one loop wake-up. Waking the loop takes no GIL where the loop
+//! can watch a socket (`add_reader`, every Unix loop): one byte written to a
+//! socket pair — the timer thread never waits on a busy loop. Elsewhere
+//! (Windows' proactor loop) the wake-up is a `call_soon_threadsafe`.
 
 use std::future::Future;
+#[cfg(unix)]
+use std::io::{Read, Write};
+#[cfg(unix)]
+use std::os::fd::AsRawFd;
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use pyo3::intern;
@@ -114,13 +124,30 @@ pub struct EventLoop {
     locals: TaskLocals,
     tracker: TaskTracker,
     queue: Mutex<Queue>,
+    /// The GIL-free wake-up, once registered with the loop.
+    doorbell: OnceLock<Doorbell>,
 }
+
+/// A socket pair whose read end the loop watches: a byte written wakes it.
+#[cfg(unix)]
+struct Doorbell {
+    ring: UnixStream,
+    /// Taken (to be unregistered and closed on the loop thread) on drop.
+    watched: Mutex<Option<UnixStream>>,
+}
+
+#[cfg(not(unix))]
+struct Doorbell;
 
 #[derive(Default)]
 struct Queue {
     jobs: Vec<Job>,
     /// A drain of `jobs` is already scheduled on the loop.
     drain_scheduled: bool,
+    /// While jobs wait for a doorbell drain, they keep their loop alive (the
+    /// drain holds it only weakly): a runner dropped with a cancellation
+    /// queued must still see it run.
+    keep_alive: Option<Arc<EventLoop>>,
 }
 
 enum Job {
@@ -206,12 +233,47 @@ impl EventLoop {
     /// contextvars. Must be called from a coroutine running on that loop.
     pub fn capture(py: Python<'_>) -> PyResult<Arc<Self>> {
         let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
-        Ok(Arc::new(Self {
+        let this = Arc::new(Self {
             locals,
             tracker: TaskTracker::new(),
             queue: Mutex::new(Queue::default()),
-        }))
+            doorbell: OnceLock::new(),
+        });
+        this.install_doorbell(py);
+        Ok(this)
     }
+
+    /// Register a socket pair with the loop, if it can watch one; otherwise
+    /// wake-ups go through `call_soon_threadsafe`.
+    #[cfg(unix)]
+    fn install_doorbell(self: &Arc<Self>, py: Python<'_>) {
+        let Ok((ring, watched)) = UnixStream::pair() else {
+            return;
+        };
+        if ring.set_nonblocking(true).is_err() || watched.set_nonblocking(true).is_err() {
+            return;
+        }
+        let drain = DrainJobs(Arc::downgrade(self));
+        // Registered inside the captured context: the drain runs in it.
+        let registered = Bound::new(py, drain).and_then(|drain| {
+            let add_reader = self
+                .locals
+                .event_loop(py)
+                .getattr(intern!(py, "add_reader"))?;
+            self.locals
+                .context(py)
+                .call_method1(intern!(py, "run"), (add_reader, watched.as_raw_fd(), drain))
+        });
+        if registered.is_ok() {
+            let _ = self.doorbell.set(Doorbell {
+                ring,
+                watched: Mutex::new(Some(watched)),
+            });
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn install_doorbell(self: &Arc<Self>, _py: Python<'_>) {}
 
     /// Run `spec` on the loop as an asyncio task, with the arguments `event`
     /// adds (see `native::event_args`). The returned future resolves when that
@@ -274,9 +336,33 @@ impl EventLoop {
 
     /// Wait until every Python task started through this loop has finished —
     /// cleanup included. Calls made afterwards are not waited for.
-    pub async fn wait_for_python_tasks(&self) {
+    pub async fn wait_for_python_tasks(self: &Arc<Self>) {
         self.tracker.close();
-        self.tracker.wait().await;
+        let done = self.tracker.wait();
+        tokio::pin!(done);
+        loop {
+            tokio::select! {
+                () = &mut done => return,
+                // A loop closed meanwhile will run nothing queued, and a
+                // doorbell cannot tell: look, now and then.
+                () = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if self.is_closed() {
+                        self.abandon_queue();
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        crate::interpreter::with_python(|py| {
+            self.locals
+                .event_loop(py)
+                .call_method0(intern!(py, "is_closed"))
+                .and_then(|closed| closed.is_truthy())
+                .unwrap_or(true)
+        })
+        .unwrap_or(true)
     }
 
     /// Whether a Python task started through this loop has yet to finish.
@@ -288,21 +374,37 @@ impl EventLoop {
         let schedule = {
             let mut queue = self.queue.lock();
             queue.jobs.push(job);
+            if queue.keep_alive.is_none() {
+                queue.keep_alive = Some(Arc::clone(self));
+            }
             !std::mem::replace(&mut queue.drain_scheduled, true)
         };
-        if schedule {
-            // No lock is held here while waiting: attaching may block until the
-            // loop thread lets go of the GIL. Once the interpreter is shutting
-            // down nothing can run Python any more, and the jobs are dropped.
-            if crate::interpreter::with_python(|py| self.schedule_drain(py)).is_none() {
-                self.abandon_queue();
+        if !schedule {
+            return;
+        }
+        #[cfg(unix)]
+        if let Some(doorbell) = self.doorbell.get() {
+            match (&doorbell.ring).write(&[1]) {
+                // A full socket already holds a wake-up.
+                Ok(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.abandon_queue();
+                    return;
+                }
             }
+        }
+        // No lock is held here while waiting: attaching may block until the
+        // loop thread lets go of the GIL. Once the interpreter is shutting
+        // down nothing can run Python any more, and the jobs are dropped.
+        if crate::interpreter::with_python(|py| self.schedule_drain(py)).is_none() {
+            self.abandon_queue();
         }
     }
 
     fn schedule_drain(self: &Arc<Self>, py: Python<'_>) {
         let scheduled = (|| -> PyResult<()> {
-            let drain = Bound::new(py, DrainJobs(Arc::clone(self)))?;
+            let drain = Bound::new(py, DrainJobs(Arc::downgrade(self)))?;
             let kwargs = PyDict::new(py);
             kwargs.set_item(intern!(py, "context"), self.locals.context(py))?;
             self.locals.event_loop(py).call_method(
@@ -319,11 +421,12 @@ impl EventLoop {
         }
     }
 
-    fn abandon_queue(&self) {
-        let jobs = {
+    /// Takes `&Arc<Self>`: the keep-alive reference it drops is never the last one.
+    fn abandon_queue(self: &Arc<Self>) {
+        let (jobs, _keep_alive) = {
             let mut queue = self.queue.lock();
             queue.drain_scheduled = false;
-            std::mem::take(&mut queue.jobs)
+            (std::mem::take(&mut queue.jobs), queue.keep_alive.take())
         };
         // Nothing can run on a closed loop: every call queued is over, launched
         // or not, so stop() does not wait for it.
@@ -336,10 +439,18 @@ impl EventLoop {
 
     /// On the loop thread: run everything queued, in order.
     fn drain(self: &Arc<Self>, py: Python<'_>) {
-        let jobs = {
+        #[cfg(unix)]
+        if let Some(doorbell) = self.doorbell.get()
+            && let Some(watched) = doorbell.watched.lock().as_ref()
+        {
+            // Empty the socket: the wake-ups it holds are all answered now.
+            let mut buffer = [0u8; 256];
+            while matches!((&*watched).read(&mut buffer), Ok(n) if n > 0) {}
+        }
+        let (jobs, _keep_alive) = {
             let mut queue = self.queue.lock();
             queue.drain_scheduled = false;
-            std::mem::take(&mut queue.jobs)
+            (std::mem::take(&mut queue.jobs), queue.keep_alive.take())
         };
         for job in jobs {
             match job {
@@ -372,7 +483,6 @@ impl EventLoop {
                 let args = args.as_sequence().concat(extra.as_sequence())?;
                 spec.callable.bind(py).call1(args.to_tuple()?)?
             };
-            ensure_awaitable(&awaitable, &format!("trigger '{}'", spec.name))?;
             // Runs on the runner's loop inside the captured context (see
             // `schedule_drain`), so the task gets a copy of that context.
             // Once per tick: coroutines (nearly every callback) go straight to
@@ -382,6 +492,7 @@ impl EventLoop {
                     .event_loop(py)
                     .call_method1(intern!(py, "create_task"), (awaitable,))
             } else {
+                ensure_awaitable(&awaitable, &format!("trigger '{}'", spec.name))?;
                 ENSURE_FUTURE
                     .import(py, "asyncio", "ensure_future")?
                     .call1((awaitable,))
@@ -401,14 +512,56 @@ impl EventLoop {
     }
 }
 
-/// The loop-side callable that runs every queued job.
+/// The loop-side callable that runs every queued job. Holds the loop weakly:
+/// the loop's reader registration must not keep it alive.
 #[pyclass(frozen)]
-struct DrainJobs(Arc<EventLoop>);
+struct DrainJobs(Weak<EventLoop>);
 
 #[pymethods]
 impl DrainJobs {
     fn __call__(&self, py: Python<'_>) {
-        self.0.drain(py);
+        if let Some(event_loop) = self.0.upgrade() {
+            event_loop.drain(py);
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for EventLoop {
+    /// Unregister the doorbell on the loop thread (the selector is not thread
+    /// safe), closing its socket only once the loop no longer watches it.
+    fn drop(&mut self) {
+        let Some(watched) = self.doorbell.get().and_then(|d| d.watched.lock().take()) else {
+            return;
+        };
+        crate::interpreter::with_python(|py| {
+            let event_loop = self.locals.event_loop(py);
+            let scheduled =
+                Bound::new(py, Unwatch(Mutex::new(Some(watched)))).and_then(|unwatch| {
+                    event_loop.call_method1(intern!(py, "call_soon_threadsafe"), (unwatch,))
+                });
+            // A closed loop watches nothing: the socket just closes.
+            drop(scheduled);
+        });
+    }
+}
+
+/// Run on the loop thread: stop watching a doorbell socket, then close it.
+#[cfg(unix)]
+#[pyclass(frozen)]
+struct Unwatch(Mutex<Option<UnixStream>>);
+
+#[cfg(unix)]
+#[pymethods]
+impl Unwatch {
+    fn __call__(&self, py: Python<'_>) {
+        if let Some(watched) = self.0.lock().take() {
+            // Running on the loop: it is the running loop.
+            if let Ok(event_loop) = pyo3_async_runtimes::get_running_loop(py) {
+                let _ =
+                    event_loop.call_method1(intern!(py, "remove_reader"), (watched.as_raw_fd(),));
+            }
+        }
     }
 }
 
