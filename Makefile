@@ -1,8 +1,9 @@
 # Everything a fresh machine with the Rust toolchain and Python 3.9+ needs.
 #   make demo   build the package into .venv and run the demo
 #   make test   build, lint and run every test (Rust and Python)
+#   make bench  the benchmarks against the peers (not part of make test)
 .DEFAULT_GOAL := test
-.PHONY: demo test install lint test-rust test-python format clean
+.PHONY: demo test install lint test-rust test-python format clean bench
 
 PYTHON ?= python3
 VENV := .venv
@@ -26,8 +27,8 @@ demo: $(BIN)/python
 lint: install
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	$(BIN)/ruff check python tests examples
-	$(BIN)/ruff format --check python tests examples
+	$(BIN)/ruff check python tests examples benchmarks
+	$(BIN)/ruff format --check python tests examples benchmarks
 	$(BIN)/mypy --strict
 
 test-rust:
@@ -40,8 +41,13 @@ test: lint test-rust test-python
 
 format: install
 	cargo fmt --all
-	$(BIN)/ruff format python tests examples
-	$(BIN)/ruff check --fix python tests examples
+	$(BIN)/ruff format python tests examples benchmarks
+	$(BIN)/ruff check --fix python tests examples benchmarks
+
+# Benchmarks against plain asyncio and APScheduler (benchmarks/README.md); < 5 min.
+bench: $(BIN)/python
+	$(BIN)/python -m pip install --quiet --editable ".[dev,bench]"
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) target python/agent_triggers/*.so
