@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import logging
 import math
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -474,3 +475,26 @@ async def test_runner_is_running_while_an_every_trigger_is_scheduled(
     finally:
         await runner.stop()
     assert runner.is_running is False
+
+
+async def test_a_loop_blocked_past_deadlines_gives_one_late_call_not_a_burst(
+    connection: FakeConnection,
+) -> None:
+    """The skip rule counts from when the late call really starts: after the
+    overdue call, the next comes on the grid (here 10-20 ms later), never at once."""
+    calls: list[float] = []
+
+    async def record(ctx: object) -> None:
+        calls.append(time.monotonic())
+
+    async with TriggerRunner([every(0.05, record)], connection):
+        await wait_for(lambda: len(calls) >= 2)
+        seen = len(calls)
+        await wait_for(lambda: len(calls) > seen)  # just after a call (10 ms polls)
+        time.sleep(0.13)  # noqa: ASYNC251 - blocking the loop across two deadlines is the point
+        unblocked = time.monotonic()
+        await asyncio.sleep(0.3)
+    after = [c for c in calls if c >= unblocked]
+    gaps = [b - a for a, b in zip(after, after[1:])]
+    assert len(after) >= 3, "the overdue call comes, then the schedule goes on"
+    assert all(gap > 0.003 for gap in gaps), f"calls burst after the block: {gaps}"

@@ -89,8 +89,9 @@ impl Ticker {
 }
 
 /// The deadline after a tick due at `due` fired at `now`: one period on, or,
-/// if the tick came late enough to count as missed, the first grid point after
-/// `now` (the overdue tick itself has just run: the ones between are skipped).
+/// if the tick came late enough to count as missed — 5 ms, or a whole period if
+/// that is shorter — the first grid point after `now` (the overdue tick itself
+/// has just run: the ones between are skipped, never burst).
 pub fn next_due<I>(due: I, now: I, period: Duration) -> I
 where
     I: Copy
@@ -98,7 +99,7 @@ where
         + std::ops::Add<Duration, Output = I>
         + std::ops::Sub<I, Output = Duration>,
 {
-    if now >= due + MISSED {
+    if now >= due + MISSED.min(period) {
         let behind = (now - due).as_nanos() / period.as_nanos();
         due + period * u32::try_from(behind + 1).unwrap_or(u32::MAX)
     } else {

@@ -29,7 +29,7 @@ use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pyo3::intern;
@@ -134,6 +134,26 @@ struct Doorbell {
     ring: UnixStream,
     /// Taken (to be unregistered and closed on the loop thread) on drop.
     watched: Mutex<Option<UnixStream>>,
+    /// Alive while the loop holds its reader callback: gone once the loop is
+    /// closed, which is how a push knows, without the GIL, that nothing will
+    /// drain its queue.
+    reader: Weak<Reader>,
+}
+
+/// Owned by the reader callback the loop holds (see [`Doorbell::reader`]).
+struct Reader {
+    event_loop: Weak<EventLoop>,
+}
+
+impl Drop for Reader {
+    /// The loop closed (or stopped watching): what is queued can never run.
+    /// Abandoning it also drops the queue's keep-alive reference, so a loop
+    /// closed under a started runner does not keep it alive forever.
+    fn drop(&mut self) {
+        if let Some(event_loop) = self.event_loop.upgrade() {
+            event_loop.abandon_queue();
+        }
+    }
 }
 
 #[cfg(not(unix))]
@@ -162,6 +182,8 @@ struct PendingCall {
     event: Event,
     /// The asyncio task once launched, until it finishes.
     task: Mutex<Option<Py<PyAny>>>,
+    /// When the callable was called.
+    launched: Mutex<Option<Instant>>,
     finished: Mutex<Option<Finished>>,
 }
 
@@ -172,13 +194,17 @@ struct Finished {
     _token: TaskTrackerToken,
 }
 
+/// What [`EventLoop::launch`] calls when a call ends.
+pub type OnDone = Box<dyn FnOnce(Option<CallOutcome>, Option<Instant>) + Send>;
+
 /// Who learns how a call ended.
 enum Completion {
     /// A [`PythonCall`] future.
     Future(oneshot::Sender<CallOutcome>),
     /// A callback run where the call ends (on the loop thread, but for a loop
-    /// that closed first): `None` if the call could not run at all.
-    Callback(Box<dyn FnOnce(Option<CallOutcome>) + Send>),
+    /// that closed first): `None` if the call could not run at all, and when
+    /// the callable was called, if it was.
+    Callback(OnDone),
 }
 
 impl PendingCall {
@@ -189,7 +215,7 @@ impl PendingCall {
         match finished.to {
             Completion::Future(tx) => tx.send(outcome).err(),
             Completion::Callback(callback) => {
-                callback(Some(outcome));
+                callback(Some(outcome), *self.launched.lock());
                 None
             }
         }
@@ -202,13 +228,34 @@ impl PendingCall {
                 Completion::Future(tx) => {
                     let _ = tx.send(Ok(()));
                 }
-                Completion::Callback(callback) => callback(None),
+                Completion::Callback(callback) => callback(None, None),
             }
         }
     }
 }
 
-/// A call started with [`EventLoop::launch`].
+/// A call ready to hand to the loop (see [`EventLoop::prepare`]); dropped
+/// unlaunched, it ends as a call that could not run.
+pub struct Prepared(Option<InFlight>);
+
+impl Prepared {
+    /// Hand the call to the loop.
+    pub fn launch(mut self) -> InFlight {
+        let call = self.0.take().expect("a prepared call is launched once");
+        call.event_loop.push(Job::Launch(Arc::clone(&call.pending)));
+        call
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            call.pending.abandon();
+        }
+    }
+}
+
+/// A call handed to the loop by [`Prepared::launch`].
 pub struct InFlight {
     event_loop: Arc<EventLoop>,
     pending: Arc<PendingCall>,
@@ -253,7 +300,11 @@ impl EventLoop {
         if ring.set_nonblocking(true).is_err() || watched.set_nonblocking(true).is_err() {
             return;
         }
-        let drain = DrainJobs(Arc::downgrade(self));
+        let reader = Arc::new(Reader {
+            event_loop: Arc::downgrade(self),
+        });
+        let watching = Arc::downgrade(&reader);
+        let drain = DrainJobs(Arc::downgrade(self), Some(reader));
         // Registered inside the captured context: the drain runs in it.
         let registered = Bound::new(py, drain).and_then(|drain| {
             let add_reader = self
@@ -268,6 +319,7 @@ impl EventLoop {
             let _ = self.doorbell.set(Doorbell {
                 ring,
                 watched: Mutex::new(Some(watched)),
+                reader: watching,
             });
         }
     }
@@ -289,19 +341,22 @@ impl EventLoop {
         }
     }
 
-    /// Run `spec` on the loop as an asyncio task and call `on_done` where it
-    /// ends (with `None` if it could not run: the loop is closed). Nothing
-    /// waits in between: no task, no wake-up of another thread.
-    pub fn launch(
+    /// Prepare a call of `spec` as an asyncio task, to be handed to the loop
+    /// by [`Prepared::launch`]; `on_done` runs where it ends (see [`OnDone`]).
+    /// Nothing waits in between: no task, no wake-up of another thread.
+    ///
+    /// The call counts for `stop()` from now on: a stop that begins between
+    /// the caller's last check and the launch still waits for it.
+    pub fn prepare(
         self: &Arc<Self>,
         spec: Arc<CallSpec>,
         event: Event,
-        on_done: Box<dyn FnOnce(Option<CallOutcome>) + Send>,
-    ) -> InFlight {
-        InFlight {
+        on_done: OnDone,
+    ) -> Prepared {
+        Prepared(Some(InFlight {
             event_loop: Arc::clone(self),
-            pending: self.start(spec, event, Completion::Callback(on_done)),
-        }
+            pending: self.pending(spec, event, Completion::Callback(on_done)),
+        }))
     }
 
     fn start(
@@ -310,17 +365,27 @@ impl EventLoop {
         event: Event,
         to: Completion,
     ) -> Arc<PendingCall> {
-        let pending = Arc::new(PendingCall {
+        let pending = self.pending(spec, event, to);
+        self.push(Job::Launch(Arc::clone(&pending)));
+        pending
+    }
+
+    fn pending(
+        self: &Arc<Self>,
+        spec: Arc<CallSpec>,
+        event: Event,
+        to: Completion,
+    ) -> Arc<PendingCall> {
+        Arc::new(PendingCall {
             spec,
             event,
             task: Mutex::new(None),
+            launched: Mutex::new(None),
             finished: Mutex::new(Some(Finished {
                 to,
                 _token: self.tracker.token(),
             })),
-        });
-        self.push(Job::Launch(Arc::clone(&pending)));
-        pending
+        })
     }
 
     /// Run `spec` on the loop (see [`call`](Self::call)) and log its failure,
@@ -384,6 +449,11 @@ impl EventLoop {
         }
         #[cfg(unix)]
         if let Some(doorbell) = self.doorbell.get() {
+            if doorbell.reader.strong_count() == 0 {
+                // The loop is closed: nothing queued can run.
+                self.abandon_queue();
+                return;
+            }
             match (&doorbell.ring).write(&[1]) {
                 // A full socket already holds a wake-up.
                 Ok(_) => return,
@@ -394,17 +464,25 @@ impl EventLoop {
                 }
             }
         }
-        // No lock is held here while waiting: attaching may block until the
-        // loop thread lets go of the GIL. Once the interpreter is shutting
-        // down nothing can run Python any more, and the jobs are dropped.
-        if crate::interpreter::with_python(|py| self.schedule_drain(py)).is_none() {
-            self.abandon_queue();
+        // Attaching may block until the loop thread lets go of the GIL: done
+        // on a blocking-pool thread, so that the timer thread (which pushes)
+        // never waits on a busy loop. Once the interpreter is shutting down
+        // nothing can run Python any more, and the jobs are dropped.
+        let this = Arc::clone(self);
+        let wake = move || {
+            if crate::interpreter::with_python(|py| this.schedule_drain(py)).is_none() {
+                this.abandon_queue();
+            }
+        };
+        match crate::runtime::handle() {
+            Ok(handle) => drop(handle.spawn_blocking(wake)),
+            Err(_) => wake(),
         }
     }
 
     fn schedule_drain(self: &Arc<Self>, py: Python<'_>) {
         let scheduled = (|| -> PyResult<()> {
-            let drain = Bound::new(py, DrainJobs(Arc::downgrade(self)))?;
+            let drain = Bound::new(py, DrainJobs(Arc::downgrade(self), None))?;
             let kwargs = PyDict::new(py);
             kwargs.set_item(intern!(py, "context"), self.locals.context(py))?;
             self.locals.event_loop(py).call_method(
@@ -471,6 +549,7 @@ impl EventLoop {
 
     /// On the loop thread: call the callable and wrap what it returns in a task.
     fn run_launch(&self, py: Python<'_>, pending: Arc<PendingCall>) {
+        *pending.launched.lock() = Some(Instant::now());
         let spec = &pending.spec;
         let started = (|| -> PyResult<Bound<'_, PyAny>> {
             static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -513,9 +592,10 @@ impl EventLoop {
 }
 
 /// The loop-side callable that runs every queued job. Holds the loop weakly:
-/// the loop's reader registration must not keep it alive.
+/// the loop's reader registration must not keep it alive. The doorbell's
+/// reader callback also owns the doorbell's [`Reader`].
 #[pyclass(frozen)]
-struct DrainJobs(Weak<EventLoop>);
+struct DrainJobs(Weak<EventLoop>, #[allow(dead_code)] Option<Arc<Reader>>);
 
 #[pymethods]
 impl DrainJobs {

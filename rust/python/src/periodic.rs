@@ -70,22 +70,26 @@ impl Schedule {
 
     /// On the timer thread: hand the callback to the loop.
     fn fire(self: &Arc<Self>, due: Instant) {
-        let next = next_due(due, Instant::now(), self.period);
+        let this = Arc::clone(self);
+        // Prepared before the check: from here a stop waits for this call.
+        let prepared = self.event_loop.prepare(
+            Arc::clone(&self.spec),
+            Event::Tick,
+            Box::new(move |outcome, launched| this.done(due, outcome, launched)),
+        );
         {
             let mut state = self.state.lock();
             if state.stopped {
+                drop(state);
+                drop(prepared);
                 return;
             }
             state.armed = None;
         }
-        // Not under the lock: handing over may wait for the GIL, and the
-        // loop thread takes this lock when a call ends.
-        let this = Arc::clone(self);
-        let call = self.event_loop.launch(
-            Arc::clone(&self.spec),
-            Event::Tick,
-            Box::new(move |outcome| this.done(next, outcome)),
-        );
+        // Not under the lock: handing over may take the GIL (on a loop
+        // without add_reader), and the loop thread takes this lock when a call
+        // ends.
+        let call = prepared.launch();
         let mut state = self.state.lock();
         if state.stopped {
             drop(state);
@@ -95,9 +99,17 @@ impl Schedule {
         }
     }
 
-    /// Where a call ends: report a failure, arm the next tick.
-    fn done(self: &Arc<Self>, next: Instant, outcome: Option<CallOutcome>) {
+    /// Where a call ends: report a failure, arm the next tick — counted from
+    /// when the call really started, so a loop blocked past a deadline gives
+    /// one late call, then the grid, never a burst.
+    fn done(
+        self: &Arc<Self>,
+        due: Instant,
+        outcome: Option<CallOutcome>,
+        launched: Option<Instant>,
+    ) {
         self.state.lock().call = None;
+        let next = next_due(due, launched.unwrap_or_else(Instant::now), self.period);
         match outcome {
             Some(Ok(())) => self.arm(next),
             Some(Err(err)) => {
