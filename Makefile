@@ -3,7 +3,7 @@
 #   make test   build, lint and run every test (Rust and Python)
 #   make bench  the benchmarks against the peers (not part of make test)
 .DEFAULT_GOAL := test
-.PHONY: demo test install lint test-rust test-python format clean bench
+.PHONY: demo test install lint test-rust test-python test-wheel format clean bench
 
 PYTHON ?= python3
 VENV := .venv
@@ -38,7 +38,25 @@ test-rust:
 test-python: install
 	$(BIN)/python -m pytest
 
-test: lint test-rust test-python
+# The release wheel as users get it: manylinux abi3 (linked against an old glibc
+# with zig), installed in a clean virtualenv, the suite run against the installed
+# package; and the sdist, built and installed from source.
+DIST := dist
+test-wheel: $(BIN)/python
+	$(BIN)/python -m pip install --quiet "maturin>=1.9,<2" ziglang
+	rm -rf $(DIST) .venv-wheel .venv-sdist
+	$(BIN)/maturin build --release --locked --zig --compatibility manylinux2014 --out $(DIST)
+	$(BIN)/maturin sdist --out $(DIST)
+	$(BIN)/python tests/check_wheel.py $(DIST)
+	$(PYTHON) -m venv .venv-wheel
+	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl pytest pytest-asyncio pytest-timeout
+	.venv-wheel/bin/python -c "import agent_triggers as m; assert 'site-packages' in m.__file__, m.__file__"
+	.venv-wheel/bin/python -m pytest -q -p no:cacheprovider
+	$(PYTHON) -m venv .venv-sdist
+	.venv-sdist/bin/python -m pip install --quiet $(DIST)/*.tar.gz
+	.venv-sdist/bin/python -m agent_triggers --seconds 1
+
+test: lint test-rust test-python test-wheel
 
 format: install
 	cargo fmt --all
@@ -51,4 +69,4 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) target python/agent_triggers/*.so
+	rm -rf $(VENV) .venv-wheel .venv-sdist $(DIST) target python/agent_triggers/*.so
