@@ -76,7 +76,7 @@ class TriggerRunner:
         exc_type: type[BaseException] | None = None,
         exc: BaseException | None = None,
         traceback: TracebackType | None = None,
-    ) -> bool: ...
+    ) -> None: ...
 
 class NativeTrigger:
     """Base class of the native triggers (``every``, ``cron``, ``after``, ``at``,

@@ -209,9 +209,9 @@ impl TriggerRunner {
         _exc_type: Option<Py<PyAny>>,
         _exc: Option<Py<PyAny>>,
         _traceback: Option<Py<PyAny>>,
-    ) -> PyResult<bool> {
-        self.stop_and_wait().await?;
-        Ok(false)
+    ) -> PyResult<()> {
+        // Returns None: an exception raised in the block is never suppressed.
+        self.stop_and_wait().await
     }
 
     fn __repr__(&self) -> String {
