@@ -46,7 +46,9 @@ DIST := dist
 test-wheel: $(BIN)/python
 	$(BIN)/python -m pip install --quiet "maturin>=1.9,<2" ziglang
 	rm -rf $(DIST) .venv-wheel .venv-sdist
-	$(BIN)/maturin build --release --locked --zig --compatibility manylinux2014 --out $(DIST)
+	# maturin finds zig through the ziglang package of the python on PATH.
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/maturin build --release --locked --zig \
+		--compatibility manylinux2014 --out $(DIST)
 	$(BIN)/maturin sdist --out $(DIST)
 	$(BIN)/python tests/check_wheel.py $(DIST)
 	$(PYTHON) -m venv .venv-wheel
