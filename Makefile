@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff check python tests examples benchmarks
 	$(BIN)/ruff format --check python tests examples benchmarks
 	$(BIN)/mypy --strict
-	$(BIN)/basedpyright
+	$(BIN)/basedpyright --project pyproject.toml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 test-rust:
@@ -58,6 +58,8 @@ test-wheel: $(BIN)/python
 	$(PYTHON) -m venv .venv-sdist
 	.venv-sdist/bin/python -m pip install --quiet $(DIST)/*.tar.gz
 	.venv-sdist/bin/python -m agent_triggers --seconds 1
+	# The wheel needs no Rust toolchain: the demo, with cargo off PATH.
+	env PATH=/usr/bin:/bin sh -c '! command -v cargo && .venv-wheel/bin/python -m agent_triggers --seconds 1' 
 
 test: lint test-rust test-python test-wheel
 

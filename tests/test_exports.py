@@ -61,3 +61,10 @@ def test_trigger_is_a_class() -> None:
 
 def test_trigger_decorator_is_callable() -> None:
     assert callable(agent_triggers.trigger)
+
+
+def test_the_version_has_one_source() -> None:
+    """The package's __version__ is the installed distribution's (both from Cargo.toml)."""
+    from importlib.metadata import version
+
+    assert agent_triggers.__version__ == version("agent-triggers")
