@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff check python tests examples benchmarks
 	$(BIN)/ruff format --check python tests examples benchmarks
 	$(BIN)/mypy --strict
-	$(BIN)/basedpyright --project pyproject.toml
+	$(BIN)/pyright --pythonpath $(BIN)/python --project pyproject.toml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 test-rust:

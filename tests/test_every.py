@@ -372,7 +372,7 @@ async def test_runs_under_a_foreign_runner_with_its_own_context_type() -> None:
     triggers = [every(0.02, report, name="portable")]
     contexts = [ForeignContext() for _ in triggers]
     # What a minimal third-party runner does: one task per trigger(ctx).
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     for trig, ctx in zip(triggers, contexts):
         coro = trig(ctx)
         assert asyncio.iscoroutine(coro)

@@ -222,7 +222,7 @@ def test_non_async_function_with_wrong_arity_reports_not_async() -> None:
 
 
 def test_lambda_is_rejected_as_not_async() -> None:
-    bad: Any = lambda ctx: None  # noqa: E731
+    bad: Any = lambda ctx: None  # noqa: E731  # pyright: ignore[reportUnknownLambdaType, reportUnknownVariableType]
     with pytest.raises(ValueError, match=ASYNC_MESSAGE) as excinfo:
         trigger(bad)
     assert str(excinfo.value) == ASYNC_MESSAGE

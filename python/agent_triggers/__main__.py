@@ -39,7 +39,7 @@ class SimulatedAgent:
     """A connection whose agent alternates busy turns and idle gaps."""
 
     started: float = field(default_factory=time.perf_counter)
-    delivered: list[tuple[str, float]] = field(default_factory=list)
+    delivered: list[tuple[str, float]] = field(default_factory=list[tuple[str, float]])
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -66,7 +66,7 @@ class SimulatedAgent:
 @dataclass
 class Report:
     started: float
-    worst: dict[str, float] = field(default_factory=dict)
+    worst: dict[str, float] = field(default_factory=dict[str, float])
     count: int = 0
 
     def delivered(self, source: str, content: str, ideal: float, agent_idle: bool) -> None:
