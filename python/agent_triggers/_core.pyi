@@ -65,8 +65,13 @@ class TriggerRunner:
     ) -> None: ...
     async def start(self) -> None:
         """Start every trigger; ``AlreadyStartedError`` if started and not stopped."""
-    async def stop(self) -> None:
-        """Cancel every trigger and return once each has finished its cleanup."""
+    async def stop(self, timeout: Interval | None = None) -> None:
+        """Cancel every trigger and return once each has finished its cleanup.
+
+        ``timeout`` (seconds; default ``None``: wait as long as cleanup takes)
+        bounds the wait. Past it, ``stop()`` returns, logs a WARNING naming each
+        trigger still running, and abandons them: the runner counts as stopped.
+        """
     @property
     def is_running(self) -> bool:
         """``True`` while any trigger task is still running."""

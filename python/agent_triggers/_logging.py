@@ -16,3 +16,13 @@ def report_failure(trigger_name: str, exc: BaseException) -> None:
         exc,
         exc_info=(type(exc), exc, exc.__traceback__),
     )
+
+
+def report_abandoned(unfinished: list[str], timeout: float) -> None:
+    """Log, at WARNING, what ``stop(timeout=...)`` gave up waiting for."""
+    logger.warning(
+        "stop(timeout=%g) gave up waiting after %g s; abandoned, still running: %s",
+        timeout,
+        timeout,
+        ", ".join(repr(name) for name in unfinished) or "(nothing: it finished meanwhile)",
+    )

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use pyo3::Borrowed;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -115,4 +116,18 @@ pub fn parse_seconds(
         format!("{seconds}")
     };
     Ok((duration, spelled))
+}
+
+/// `stop()`'s `timeout`: seconds (a real number or a `timedelta`), zero
+/// included. An argument type, so it is checked when `stop()` is called, not
+/// when the coroutine is awaited.
+pub struct StopTimeout(pub Duration);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for StopTimeout {
+    type Error = PyErr;
+
+    fn extract(value: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let (duration, _) = parse_seconds(&value.to_owned(), "timeout", true)?;
+        Ok(Self(duration))
+    }
 }

@@ -114,11 +114,11 @@ pub struct LoopConnection {
 impl LoopConnection {
     async fn call(&self, name: &str, method: &str, args: Vec<String>) -> CoreResult<()> {
         let spec = with_python(|py| -> PyResult<CallSpec> {
-            Ok(CallSpec {
-                name: name.into(),
-                callable: self.connection.object().bind(py).getattr(method)?.unbind(),
-                args: CallArgs::Given(PyTuple::new(py, args)?.unbind()),
-            })
+            Ok(CallSpec::new(
+                name.into(),
+                self.connection.object().bind(py).getattr(method)?.unbind(),
+                CallArgs::Given(PyTuple::new(py, args)?.unbind()),
+            ))
         })
         .ok_or_else(|| CoreError::other("the Python interpreter is shutting down"))?
         .map_err(|e| CoreError::other(e.to_string()))?;

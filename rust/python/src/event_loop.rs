@@ -27,6 +27,7 @@ use std::os::fd::AsRawFd;
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -54,6 +55,9 @@ pub struct CallSpec {
     pub name: Arc<str>,
     pub callable: Py<PyAny>,
     pub args: CallArgs,
+    /// How many calls of this spec have yet to finish (see [`InFlightMark`]):
+    /// how a stop that gives up names the triggers it left running.
+    in_flight: AtomicUsize,
 }
 
 /// The arguments of a [`CallSpec`].
@@ -80,6 +84,20 @@ impl CallArgs {
 }
 
 impl CallSpec {
+    pub fn new(name: Arc<str>, callable: Py<PyAny>, args: CallArgs) -> Self {
+        Self {
+            name,
+            callable,
+            args,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether a call of this spec has been made and has yet to finish.
+    pub fn is_in_flight(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
+    }
+
     /// The call's arguments (on the loop thread).
     fn args<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         match &self.args {
@@ -192,6 +210,23 @@ struct PendingCall {
 struct Finished {
     to: Completion,
     _token: TaskTrackerToken,
+    _in_flight: InFlightMark,
+}
+
+/// Counts one unfinished call of a spec, from creation until dropped.
+struct InFlightMark(Arc<CallSpec>);
+
+impl InFlightMark {
+    fn new(spec: &Arc<CallSpec>) -> Self {
+        spec.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(spec))
+    }
+}
+
+impl Drop for InFlightMark {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What [`EventLoop::launch`] calls when a call ends.
@@ -376,15 +411,17 @@ impl EventLoop {
         event: Event,
         to: Completion,
     ) -> Arc<PendingCall> {
+        let finished = Finished {
+            to,
+            _token: self.tracker.token(),
+            _in_flight: InFlightMark::new(&spec),
+        };
         Arc::new(PendingCall {
             spec,
             event,
             task: Mutex::new(None),
             launched: Mutex::new(None),
-            finished: Mutex::new(Some(Finished {
-                to,
-                _token: self.tracker.token(),
-            })),
+            finished: Mutex::new(Some(finished)),
         })
     }
 
@@ -433,6 +470,11 @@ impl EventLoop {
     /// Whether a Python task started through this loop has yet to finish.
     pub fn has_python_tasks(&self) -> bool {
         !self.tracker.is_empty()
+    }
+
+    /// How many Python tasks started through this loop have yet to finish.
+    pub fn python_task_count(&self) -> usize {
+        self.tracker.len()
     }
 
     fn push(self: &Arc<Self>, job: Job) {

@@ -1,7 +1,7 @@
 //! `TriggerRunner`: the Python face of the core runner (API.md §4).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use agent_triggers_core::TriggerRunner as CoreRunner;
 use parking_lot::Mutex;
@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::AlreadyStartedError;
+use crate::arguments::StopTimeout;
 use crate::connection::{LoopConnection, PyConnection};
 use crate::event_loop::{CallSpec, EventLoop};
 use crate::interpreter::WakeThroughGate;
@@ -63,6 +64,32 @@ impl Running {
             schedule.stop();
         }
     }
+
+    /// What is still running, for a stop that gives up: the names of the
+    /// triggers with a Python call yet to finish, then a count of any other
+    /// calls (connection methods called for a native trigger).
+    fn unfinished(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for call in self.calls.iter().filter(|call| call.is_in_flight()) {
+            if !names.iter().any(|name| **name == *call.name) {
+                names.push(call.name.to_string());
+            }
+        }
+        let triggers = self.calls.iter().filter(|call| call.is_in_flight()).count();
+        let others = self.event_loop.python_task_count().saturating_sub(triggers);
+        if others > 0 {
+            names.push(format!("{others} connection call(s)"));
+        }
+        names
+    }
+}
+
+/// How a stop ended.
+enum Stopped {
+    /// Every trigger finished, cleanup included.
+    Cleanly,
+    /// The timeout passed first: these were left running.
+    Abandoned(Vec<String>),
 }
 
 impl Drop for Running {
@@ -130,24 +157,69 @@ impl TriggerRunner {
         Ok(())
     }
 
-    /// Stop what `start()` set going. The stop runs as a task of its own:
-    /// cancelling the awaiting coroutine (a trigger stopping its own runner is
-    /// cancelled by that very stop) only stops the waiting, never the stop.
-    async fn stop_and_wait(&self) -> PyResult<()> {
+    /// Stop what `start()` set going, waiting at most `timeout` for it.
+    ///
+    /// The stop runs as a task of its own: cancelling the awaiting coroutine
+    /// (a trigger stopping its own runner is cancelled by that very stop) only
+    /// stops the waiting, never the stop. Past the timeout the runner counts
+    /// as stopped, and the stop task goes on waiting in the background for
+    /// the triggers left running (it holds what they need until they end).
+    async fn stop_and_wait(&self, timeout: Option<Duration>) -> PyResult<()> {
         let Some(run) = self.running.lock().clone() else {
             return Ok(());
         };
+        let handle = runtime::handle()?;
         let slot = Arc::clone(&self.running);
-        let stopping = runtime::handle()?.spawn(async move {
-            run.stop().await;
-            let mut running = slot.lock();
-            if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, &run)) {
-                *running = None;
+        let stopping = {
+            let run = Arc::clone(&run);
+            let slot = Arc::clone(&slot);
+            handle.spawn(async move {
+                run.stop().await;
+                forget(&slot, &run);
+            })
+        };
+        // The timer lives in a task too: it needs the runtime, and the
+        // awaiting coroutine is polled on the event loop's thread.
+        let waiting = handle.spawn(async move {
+            let Some(timeout) = timeout else {
+                return stopping.await.map(|()| Stopped::Cleanly);
+            };
+            match tokio::time::timeout(timeout, stopping).await {
+                Ok(stopped) => stopped.map(|()| Stopped::Cleanly),
+                Err(_elapsed) => {
+                    let unfinished = run.unfinished();
+                    forget(&slot, &run);
+                    Ok(Stopped::Abandoned(unfinished))
+                }
             }
         });
-        WakeThroughGate(stopping)
+        let stopped = WakeThroughGate(waiting)
             .await
-            .map_err(|e| PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")))
+            .map_err(|e| PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")))?
+            .map_err(|e| PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")))?;
+        if let (Stopped::Abandoned(unfinished), Some(timeout)) = (stopped, timeout) {
+            Python::attach(|py| report_abandoned(py, &unfinished, timeout));
+        }
+        Ok(())
+    }
+}
+
+/// Mark `run` as over, unless a newer start has replaced it already.
+fn forget(slot: &Mutex<Option<Arc<Running>>>, run: &Arc<Running>) {
+    let mut running = slot.lock();
+    if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)) {
+        *running = None;
+    }
+}
+
+/// Log (WARNING, logger `agent_triggers`) what a stop left running.
+fn report_abandoned(py: Python<'_>, unfinished: &[String], timeout: Duration) {
+    static REPORT: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let reported = REPORT
+        .import(py, "agent_triggers._logging", "report_abandoned")
+        .and_then(|report| report.call1((unfinished.to_vec(), timeout.as_secs_f64())));
+    if let Err(err) = reported {
+        err.write_unraisable(py, None);
     }
 }
 
@@ -179,8 +251,17 @@ impl TriggerRunner {
     /// Cancel every trigger and wait until each has finished (its cleanup has
     /// run). Idempotent; a no-op before ``start()``; the runner can be started
     /// again afterwards.
-    async fn stop(&self) -> PyResult<()> {
-        self.stop_and_wait().await
+    ///
+    /// ``timeout`` (seconds or a ``timedelta``; default ``None``: wait as long
+    /// as cleanup takes) bounds the wait, for triggers that ignore
+    /// cancellation. Past it, ``stop()`` returns normally and logs a WARNING
+    /// (logger ``agent_triggers``) naming each trigger still running. Those
+    /// are abandoned: they were cancelled once and are left to end on their
+    /// own; the runner counts as stopped (``is_running`` is ``False``, it can
+    /// be started again).
+    #[pyo3(signature = (timeout = None))]
+    async fn stop(&self, timeout: Option<StopTimeout>) -> PyResult<()> {
+        self.stop_and_wait(timeout.map(|t| t.0)).await
     }
 
     /// ``True`` while any trigger task is still running.
@@ -211,7 +292,7 @@ impl TriggerRunner {
         _traceback: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         // Returns None: an exception raised in the block is never suppressed.
-        self.stop_and_wait().await
+        self.stop_and_wait(None).await
     }
 
     fn __repr__(&self) -> String {

@@ -120,11 +120,11 @@ impl TriggerSpec {
             Kind::Native { callback, .. } => callback,
             Kind::Call { callable } => callable,
         };
-        let spec = Arc::new(CallSpec {
-            name: Arc::clone(&self.name),
-            callable: callable.clone_ref(py),
+        let spec = Arc::new(CallSpec::new(
+            Arc::clone(&self.name),
+            callable.clone_ref(py),
             args,
-        });
+        ));
         let trigger: Arc<dyn CoreTrigger> = match &self.kind {
             // Periodic triggers wait on the timer thread, not as a task.
             Kind::Native {
