@@ -184,3 +184,6 @@ def on_file_change(
     delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
 ) -> FileChangeTrigger:
     """A trigger that calls ``await callback(ctx, changes)`` when files at ``path`` change."""
+
+def _inject_panic(site: str) -> None:
+    """Testing only: make the next pass through ``site`` panic (``"now"``: this call)."""

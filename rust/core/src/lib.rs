@@ -16,6 +16,8 @@ mod cron;
 mod delivery;
 mod error;
 mod every;
+#[doc(hidden)]
+pub mod fault;
 mod file_watch;
 mod once;
 mod precise_timer;

@@ -155,7 +155,20 @@ impl Timer {
                 // Fire outside the lock: a waker or callback may register again.
                 drop(sleeps);
                 for entry in due.drain(..) {
-                    entry.fire();
+                    // This thread serves every timer in the process: a
+                    // callback's panic is logged, and must not end it.
+                    let fired = crate::fault::catch(|| {
+                        if matches!(entry, Due::Call(_)) {
+                            crate::fault::hit(crate::fault::Site::Timer);
+                        }
+                        entry.fire();
+                    });
+                    if let Err(message) = fired {
+                        tracing::error!(
+                            target: crate::LOG_TARGET,
+                            "a timer callback panicked (its trigger will not fire again): {message}"
+                        );
+                    }
                 }
                 sleeps = self.sleeps.lock();
                 continue;

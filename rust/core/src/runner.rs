@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tracing::error;
 
-use crate::{Connection, Error, LOG_TARGET, Result, Trigger, TriggerContext};
+use crate::{Connection, Error, LOG_TARGET, Result, Trigger, TriggerContext, fault};
 
 /// Owns trigger tasks and manages their lifecycle.
 ///
@@ -110,18 +110,18 @@ impl Drop for TriggerRunner {
 /// Run one trigger to its end, logging an error or a panic instead of letting it
 /// reach the runtime: a failing trigger never disturbs its siblings.
 async fn run_isolated(trigger: Arc<dyn Trigger>, ctx: TriggerContext) {
-    let outcome = AssertUnwindSafe(trigger.run(ctx)).catch_unwind().await;
+    let run = async {
+        fault::hit(fault::Site::Trigger);
+        trigger.run(ctx).await
+    };
+    let outcome = AssertUnwindSafe(run).catch_unwind().await;
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             error!(target: LOG_TARGET, trigger = trigger.name(), "trigger {:?} failed: {e}", trigger.name());
         }
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(no message)");
+            let message = fault::panic_message(&*panic);
             error!(target: LOG_TARGET, trigger = trigger.name(), "trigger {:?} panicked: {message}", trigger.name());
         }
     }

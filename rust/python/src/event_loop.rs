@@ -43,7 +43,7 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use agent_triggers_core::{Event, TriggerDelivery};
+use agent_triggers_core::{Event, LOG_TARGET, TriggerDelivery, fault};
 
 use crate::connection::{PyConnection, ensure_awaitable};
 use crate::context::TriggerContext;
@@ -512,8 +512,16 @@ impl EventLoop {
         // nothing can run Python any more, and the jobs are dropped.
         let this = Arc::clone(self);
         let wake = move || {
-            if crate::interpreter::with_python(|py| this.schedule_drain(py)).is_none() {
-                this.abandon_queue();
+            let woken = fault::catch(|| {
+                crate::interpreter::with_python(|py| this.schedule_drain(py)).is_some()
+            });
+            match woken {
+                Ok(true) => {}
+                Ok(false) => this.abandon_queue(),
+                Err(message) => {
+                    tracing::error!(target: LOG_TARGET, "waking the event loop panicked: {message}");
+                    this.abandon_queue();
+                }
             }
         };
         match crate::runtime::handle() {
@@ -557,8 +565,10 @@ impl EventLoop {
         }
     }
 
-    /// On the loop thread: run everything queued, in order.
-    fn drain(self: &Arc<Self>, py: Python<'_>) {
+    /// On the loop thread: run everything queued, in order. A Ctrl-C (or
+    /// `SystemExit`) raised by a call is returned once every job has run, for
+    /// the loop to raise: logged as a trigger failure, it would be lost.
+    fn drain(self: &Arc<Self>, py: Python<'_>) -> PyResult<()> {
         #[cfg(unix)]
         if let Some(doorbell) = self.doorbell.get()
             && let Some(watched) = doorbell.watched.lock().as_ref()
@@ -572,9 +582,28 @@ impl EventLoop {
             queue.drain_scheduled = false;
             (std::mem::take(&mut queue.jobs), queue.keep_alive.take())
         };
+        let mut interrupt = None;
         for job in jobs {
             match job {
-                Job::Launch(pending) => self.run_launch(py, pending),
+                Job::Launch(pending) => {
+                    // A panic here would lose the rest of the batch, and
+                    // reach asyncio as an error in a callback: caught, it is
+                    // the call's failure, logged under the trigger's name.
+                    let launched = fault::catch(|| {
+                        fault::hit(fault::Site::LoopJob);
+                        self.run_launch(py, Arc::clone(&pending))
+                    });
+                    match launched {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => {
+                            interrupt.get_or_insert(err);
+                        }
+                        Err(message) => {
+                            let err = crate::logging::internal_error(&message);
+                            report_unreceived(py, &pending, Err(err));
+                        }
+                    }
+                }
                 Job::Cancel(pending) => {
                     // Launch jobs run before the cancel jobs queued after them,
                     // so a launched task is always found here.
@@ -587,10 +616,12 @@ impl EventLoop {
                 }
             }
         }
+        interrupt.map_or(Ok(()), Err)
     }
 
     /// On the loop thread: call the callable and wrap what it returns in a task.
-    fn run_launch(&self, py: Python<'_>, pending: Arc<PendingCall>) {
+    /// Errors are the call's outcome, except an interrupt, which is returned.
+    fn run_launch(&self, py: Python<'_>, pending: Arc<PendingCall>) -> PyResult<()> {
         *pending.launched.lock() = Some(Instant::now());
         let spec = &pending.spec;
         let started = (|| -> PyResult<Bound<'_, PyAny>> {
@@ -608,28 +639,48 @@ impl EventLoop {
             // `schedule_drain`), so the task gets a copy of that context.
             // Once per tick: coroutines (nearly every callback) go straight to
             // the loop's C-level create_task; other awaitables to ensure_future.
-            if awaitable.is_instance(COROUTINE.import(py, "types", "CoroutineType")?)? {
-                self.locals
-                    .event_loop(py)
-                    .call_method1(intern!(py, "create_task"), (awaitable,))
-            } else {
-                ensure_awaitable(&awaitable, &format!("trigger '{}'", spec.name))?;
-                ENSURE_FUTURE
-                    .import(py, "asyncio", "ensure_future")?
-                    .call1((awaitable,))
-            }
+            let task =
+                if awaitable.is_instance(COROUTINE.import(py, "types", "CoroutineType")?)? {
+                    self.locals
+                        .event_loop(py)
+                        .call_method1(intern!(py, "create_task"), (&awaitable,))
+                        .inspect_err(|_| {
+                            // Never to be awaited: closed, not warned about.
+                            let _ = awaitable.call_method0(intern!(py, "close"));
+                        })?
+                } else {
+                    ensure_awaitable(&awaitable, &format!("trigger '{}'", spec.name))?;
+                    ENSURE_FUTURE
+                        .import(py, "asyncio", "ensure_future")?
+                        .call1((awaitable,))?
+                };
+            // Our tasks end only by finishing or by being cancelled; one left
+            // pending is one whose loop was closed under a started runner,
+            // where asyncio's "Task was destroyed but it is pending!" would
+            // blame the user for a task they never made.
+            let _ = task.setattr(intern!(py, "_log_destroy_pending"), false);
+            Ok(task)
         })();
-        match started {
-            Ok(task) => {
-                *pending.task.lock() = Some(task.clone().unbind());
-                let on_done = TaskDone(Arc::clone(&pending));
-                if let Err(err) = task.call_method1(intern!(py, "add_done_callback"), (on_done,)) {
-                    pending.task.lock().take();
-                    report_unreceived(py, &pending, Err(err));
-                }
+        let task = match started {
+            Ok(task) => task,
+            Err(err) if crate::logging::is_interrupt(py, &err) => {
+                // The call never started: it ends quietly, and the interrupt
+                // goes on to the loop.
+                pending.finish(Ok(()));
+                return Err(err);
             }
-            Err(err) => report_unreceived(py, &pending, Err(err)),
+            Err(err) => {
+                report_unreceived(py, &pending, Err(err));
+                return Ok(());
+            }
+        };
+        *pending.task.lock() = Some(task.clone().unbind());
+        let on_done = TaskDone(Arc::clone(&pending));
+        if let Err(err) = task.call_method1(intern!(py, "add_done_callback"), (on_done,)) {
+            pending.task.lock().take();
+            report_unreceived(py, &pending, Err(err));
         }
+        Ok(())
     }
 }
 
@@ -641,9 +692,10 @@ struct DrainJobs(Weak<EventLoop>, #[allow(dead_code)] Option<Arc<Reader>>);
 
 #[pymethods]
 impl DrainJobs {
-    fn __call__(&self, py: Python<'_>) {
-        if let Some(event_loop) = self.0.upgrade() {
-            event_loop.drain(py);
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        match self.0.upgrade() {
+            Some(event_loop) => event_loop.drain(py),
+            None => Ok(()),
         }
     }
 }
@@ -707,7 +759,16 @@ impl TaskDone {
         } else {
             match task.call_method0(intern!(py, "exception")) {
                 Ok(exc) if exc.is_none() => Ok(()),
-                Ok(exc) => Err(PyErr::from_value(exc)),
+                Ok(exc) => {
+                    let err = PyErr::from_value(exc);
+                    // asyncio has already raised it out of the loop: the
+                    // process is ending, the trigger did not fail.
+                    if crate::logging::is_interrupt(py, &err) {
+                        Ok(())
+                    } else {
+                        Err(err)
+                    }
+                }
                 Err(err) => Err(err),
             }
         };

@@ -53,5 +53,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(once::after, m)?)?;
     m.add_function(wrap_pyfunction!(once::at, m)?)?;
     m.add_function(wrap_pyfunction!(file_watch::on_file_change, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::_inject_panic, m)?)?;
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_triggers_core::TriggerRunner as CoreRunner;
+use agent_triggers_core::fault;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -174,6 +175,7 @@ impl TriggerRunner {
             let run = Arc::clone(&run);
             let slot = Arc::clone(&slot);
             handle.spawn(async move {
+                fault::hit(fault::Site::Stop);
                 run.stop().await;
                 forget(&slot, &run);
             })
@@ -195,8 +197,11 @@ impl TriggerRunner {
         });
         let stopped = WakeThroughGate(waiting)
             .await
-            .map_err(|e| PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")))?
-            .map_err(|e| PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")))?;
+            .and_then(|stopped| stopped)
+            .map_err(|e| match e.try_into_panic() {
+                Ok(panic) => crate::logging::internal_error(&fault::panic_message(&*panic)),
+                Err(e) => PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")),
+            })?;
         if let (Stopped::Abandoned(unfinished), Some(timeout)) = (stopped, timeout) {
             Python::attach(|py| report_abandoned(py, &unfinished, timeout));
         }

@@ -1,0 +1,133 @@
+"""A Rust panic in any path becomes a Python exception or a logged error; the
+process goes on. Panics are injected at each site through the private
+`_core._inject_panic` hook (armed for one pass), in the build users install."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from agent_triggers import TriggerContext, TriggerRunner, _core, every, trigger
+from agent_triggers._core import PeriodicTrigger
+
+from conftest import FakeConnection, error_records, wait_for
+
+
+def records_mentioning(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    return [r for r in error_records(caplog) if text in r.getMessage()]
+
+
+def test_a_panic_in_a_call_is_a_python_exception() -> None:
+    with pytest.raises(BaseException, match="panic injected") as excinfo:
+        _core._inject_panic("now")
+    assert type(excinfo.value).__name__ == "PanicException"
+
+
+def test_an_unknown_site_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"no panic site named .nowhere."):
+        _core._inject_panic("nowhere")
+
+
+async def test_a_panic_in_a_trigger_task_is_logged_and_isolated(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    def sender(name: str) -> Callable[[TriggerContext], Awaitable[None]]:
+        @trigger(name=name)
+        async def send(ctx: TriggerContext) -> None:
+            while True:
+                await ctx.send(name)
+                await asyncio.sleep(0.005)
+
+        return send
+
+    runner = TriggerRunner([sender("a"), sender("b")], connection)
+    _core._inject_panic("trigger")  # the first trigger task to run panics
+    await runner.start()
+    try:
+        await wait_for(lambda: records_mentioning(caplog, "panicked"))
+        [record] = records_mentioning(caplog, "panicked")
+        assert "panic injected" in record.getMessage()
+        survivor = "b" if "'a'" in record.getMessage() or '"a"' in record.getMessage() else "a"
+        before = connection.sent.count(survivor)
+        await wait_for(
+            lambda: connection.sent.count(survivor) > before + 2, what="the sibling keeps running"
+        )
+    finally:
+        await asyncio.wait_for(runner.stop(), timeout=10)
+
+
+async def test_a_panic_on_the_timer_thread_is_logged_and_timers_go_on(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = {"a": 0, "b": 0}
+
+    def counter(key: str) -> PeriodicTrigger:
+        async def tick(ctx: TriggerContext) -> None:
+            ticks[key] += 1
+
+        return every(0.005, tick, name=key)
+
+    _core._inject_panic("timer")  # the next timer callback panics
+    runner = TriggerRunner([counter("a"), counter("b")], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: records_mentioning(caplog, "timer callback panicked"))
+        # One schedule lost its tick (and so its next one); the other goes on,
+        # and a runner started afterwards runs normally: the thread survived.
+        await wait_for(lambda: max(ticks.values()) >= 5)
+    finally:
+        await asyncio.wait_for(runner.stop(), timeout=10)
+    fresh = {"c": 0}
+
+    async def tick_c(ctx: TriggerContext) -> None:
+        fresh["c"] += 1
+
+    second = TriggerRunner([every(0.005, tick_c)], connection)
+    await second.start()
+    try:
+        await wait_for(lambda: fresh["c"] >= 3, what="timers fire after the panic")
+    finally:
+        await second.stop()
+
+
+async def test_a_panic_in_a_loop_job_fails_that_call_only(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    async def tick(ctx: TriggerContext) -> None:
+        nonlocal calls
+        calls += 1
+
+    runner = TriggerRunner([every(0.005, tick, name="steady")], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: calls >= 1)
+        _core._inject_panic("loop_job")
+        await wait_for(lambda: records_mentioning(caplog, "internal error"))
+        [record] = records_mentioning(caplog, "internal error")
+        assert "'steady'" in record.getMessage()
+        assert "panic injected" in record.getMessage()
+        seen = calls
+        await wait_for(lambda: calls >= seen + 3, what="the schedule survives the failed call")
+    finally:
+        await asyncio.wait_for(runner.stop(), timeout=10)
+
+
+async def test_a_panic_in_stop_is_a_runtime_error_and_stop_can_be_retried(
+    connection: FakeConnection,
+) -> None:
+    async def polite(ctx: TriggerContext) -> None:
+        await asyncio.sleep(3600)
+
+    runner = TriggerRunner([polite], connection)
+    await runner.start()
+    _core._inject_panic("stop")
+    with pytest.raises(RuntimeError, match="internal error in agent-triggers"):
+        await asyncio.wait_for(runner.stop(), timeout=10)
+    assert runner.is_running is True, "a failed stop left the runner half-stopped"
+    await asyncio.wait_for(runner.stop(), timeout=10)
+    assert runner.is_running is False

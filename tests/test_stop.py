@@ -1,0 +1,375 @@
+"""`TriggerRunner.stop()` under pressure: mid-flight callbacks, concurrent and
+interleaved calls, stops from inside a trigger, and `stop(timeout=...)` for
+triggers that ignore cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from agent_triggers import AlreadyStartedError, TriggerContext, TriggerRunner, after, every
+
+from conftest import FakeConnection, error_records, wait_for
+
+
+def warning_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        record
+        for record in caplog.records
+        if record.name == "agent_triggers" and record.levelno == logging.WARNING
+    ]
+
+
+class Ledger:
+    """Counts calls that began and calls whose cleanup has run."""
+
+    def __init__(self) -> None:
+        self.began = 0
+        self.cleaned = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self.began - self.cleaned
+
+
+class Stubborn:
+    """A trigger that swallows every cancellation until released."""
+
+    def __init__(self) -> None:
+        self.cancellations = 0
+        self.released = asyncio.Event()
+        self.calls = 0
+        self.finished = False
+
+    async def __call__(self, ctx: TriggerContext) -> None:
+        self.calls += 1
+        try:
+            while not self.released.is_set():
+                try:
+                    await self.released.wait()
+                except asyncio.CancelledError:
+                    self.cancellations += 1
+        finally:
+            self.finished = True
+
+
+# --- mid-flight, concurrent, interleaved -----------------------------------------
+
+
+async def test_stop_waits_for_every_callback_in_flight(connection: FakeConnection) -> None:
+    ledger = Ledger()
+
+    async def slow_tick(ctx: TriggerContext) -> None:
+        ledger.began += 1
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.02)  # cleanup that itself awaits
+            ledger.cleaned += 1
+
+    async def sender(ctx: TriggerContext) -> None:
+        while True:
+            await ctx.send("tick")
+            await asyncio.sleep(0.001)
+
+    runner = TriggerRunner([every(0.005, slow_tick), sender], connection)
+    await runner.start()
+    await wait_for(lambda: ledger.began >= 1 and len(connection.sent) >= 5)
+    await asyncio.wait_for(runner.stop(), timeout=10)
+    assert ledger.began >= 1
+    assert ledger.in_flight == 0, "stop() returned before a callback's cleanup ran"
+    sent = len(connection.sent)
+    await asyncio.sleep(0.05)
+    assert len(connection.sent) == sent, "a trigger kept sending after stop()"
+    assert ledger.in_flight == 0
+
+
+async def test_stop_waits_for_a_one_shot_callback_in_flight(connection: FakeConnection) -> None:
+    ledger = Ledger()
+
+    async def once(ctx: TriggerContext) -> None:
+        ledger.began += 1
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.02)
+            ledger.cleaned += 1
+
+    runner = TriggerRunner([after(0.001, once)], connection)
+    await runner.start()
+    await wait_for(lambda: ledger.began == 1)
+    await asyncio.wait_for(runner.stop(), timeout=10)
+    assert (ledger.began, ledger.cleaned) == (1, 1)
+
+
+async def test_concurrent_stops_each_wait_for_cleanup(connection: FakeConnection) -> None:
+    ledger = Ledger()
+
+    async def slow_cleanup(ctx: TriggerContext) -> None:
+        ledger.began += 1
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.05)
+            ledger.cleaned += 1
+
+    runner = TriggerRunner([slow_cleanup, slow_cleanup], connection)
+    await runner.start()
+    await wait_for(lambda: ledger.began == 2)
+
+    async def stop_and_look() -> int:
+        await runner.stop()
+        return ledger.cleaned
+
+    seen = await asyncio.wait_for(asyncio.gather(*(stop_and_look() for _ in range(5))), 10)
+    assert seen == [2] * 5, "a concurrent stop() returned before the cleanup ran"
+    assert runner.is_running is False
+
+
+async def test_start_and_stop_interleaved_from_many_tasks(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = Ledger()
+
+    async def worker(ctx: TriggerContext) -> None:
+        ledger.began += 1
+        try:
+            while True:
+                await ctx.send("working")
+                await asyncio.sleep(0.001)
+        finally:
+            ledger.cleaned += 1
+
+    async def tick(ctx: TriggerContext) -> None:
+        ledger.began += 1
+        ledger.cleaned += 1
+
+    runner = TriggerRunner([worker, every(0.002, tick)], connection)
+    rng = random.Random(4)
+    refused = 0
+
+    async def churn() -> None:
+        nonlocal refused
+        for _ in range(25):
+            if rng.random() < 0.5:
+                try:
+                    await runner.start()
+                except AlreadyStartedError:
+                    refused += 1
+            else:
+                await runner.stop()
+            await asyncio.sleep(rng.random() * 0.003)
+
+    await asyncio.wait_for(asyncio.gather(*(churn() for _ in range(8))), timeout=30)
+    await asyncio.wait_for(runner.stop(), timeout=10)
+    assert runner.is_running is False
+    assert ledger.began > 0
+    assert ledger.in_flight == 0, "a trigger was left running after the final stop()"
+    assert refused > 0, "the churn never raced two starts (the test lost its point)"
+    assert error_records(caplog) == []
+    # Still usable afterwards.
+    await runner.start()
+    await wait_for(lambda: ledger.in_flight >= 1)
+    await runner.stop()
+    assert ledger.in_flight == 0
+
+
+async def test_stop_from_inside_an_every_callback(connection: FakeConnection) -> None:
+    holder: list[TriggerRunner] = []
+    calls = 0
+
+    async def stop_myself(ctx: TriggerContext) -> None:
+        nonlocal calls
+        calls += 1
+        await holder[0].stop()
+
+    runner = TriggerRunner([every(0.005, stop_myself)], connection)
+    holder.append(runner)
+    await runner.start()
+    await wait_for(lambda: not runner.is_running, what="the runner stopped by its own callback")
+    seen = calls
+    await asyncio.sleep(0.05)
+    assert calls == seen, "the schedule kept firing after stopping itself"
+    await runner.start()  # stopped, not stuck started
+    await wait_for(lambda: calls > seen)
+    await wait_for(lambda: not runner.is_running)
+
+
+async def test_stop_from_inside_a_trigger_while_another_stop_waits(
+    connection: FakeConnection,
+) -> None:
+    holder: list[TriggerRunner] = []
+    go = asyncio.Event()
+    started = asyncio.Event()
+    cleaned = asyncio.Event()
+
+    async def stop_myself(ctx: TriggerContext) -> None:
+        await go.wait()
+        await holder[0].stop()
+
+    async def slow(ctx: TriggerContext) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.03)
+            cleaned.set()
+
+    runner = TriggerRunner([stop_myself, slow], connection)
+    holder.append(runner)
+    await runner.start()
+    await asyncio.wait_for(started.wait(), timeout=10)
+    outer = asyncio.ensure_future(runner.stop())
+    go.set()
+    await asyncio.wait_for(outer, timeout=10)
+    assert cleaned.is_set()
+    assert runner.is_running is False
+
+
+# --- stop(timeout=...) -------------------------------------------------------------
+
+
+async def test_stop_with_timeout_abandons_a_trigger_that_ignores_cancellation(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    stubborn = Stubborn()
+    runner = TriggerRunner([stubborn], connection)
+    await runner.start()
+    await wait_for(lambda: stubborn.calls == 1)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with caplog.at_level(logging.WARNING, logger="agent_triggers"):
+        await asyncio.wait_for(runner.stop(timeout=0.2), timeout=10)
+    assert loop.time() - began >= 0.15, "stop() gave up before its timeout"
+    warnings = warning_records(caplog)
+    assert len(warnings) == 1
+    assert "'Stubborn'" in warnings[0].getMessage() or "Stubborn" in warnings[0].getMessage()
+    assert "timeout" in warnings[0].getMessage()
+    assert stubborn.cancellations == 1, "the trigger was cancelled more (or less) than once"
+    assert not stubborn.finished
+    # Abandoned: the runner counts as stopped and starts again.
+    assert runner.is_running is False
+    assert "stopped" in repr(runner)
+    stubborn.released.set()
+    await wait_for(lambda: stubborn.finished, what="the abandoned trigger ended on its own")
+    assert error_records(caplog) == []
+
+
+async def test_stop_with_timeout_names_only_the_triggers_left_running(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    stubborn = Stubborn()
+
+    async def polite(ctx: TriggerContext) -> None:
+        await asyncio.sleep(3600)
+
+    async def stubborn_tick(ctx: TriggerContext) -> None:
+        await stubborn(ctx)
+
+    runner = TriggerRunner([polite, every(0.005, stubborn_tick, name="stuck_schedule")], connection)
+    await runner.start()
+    await wait_for(lambda: stubborn.calls == 1)  # the schedule's first call is under way
+    with caplog.at_level(logging.WARNING, logger="agent_triggers"):
+        await asyncio.wait_for(runner.stop(timeout=timedelta(milliseconds=200)), timeout=10)
+    [warning] = warning_records(caplog)
+    message = warning.getMessage()
+    assert "stuck_schedule" in message
+    assert "polite" not in message
+    stubborn.released.set()
+    await wait_for(lambda: stubborn.finished)
+
+
+async def test_runner_abandoned_by_a_timeout_restarts_while_the_old_trigger_runs(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    stubborn = Stubborn()
+    runner = TriggerRunner([stubborn], connection)
+    await runner.start()
+    await wait_for(lambda: stubborn.calls == 1)
+    with caplog.at_level(logging.WARNING, logger="agent_triggers"):
+        await runner.stop(timeout=0.05)
+    await runner.start()  # no AlreadyStartedError: the abandoned run is over for the runner
+    assert runner.is_running is True
+    stubborn.released.set()  # ends the old and the new call
+    await wait_for(lambda: stubborn.finished)
+    await asyncio.wait_for(runner.stop(), timeout=10)
+    assert runner.is_running is False
+
+
+async def test_stop_with_timeout_is_silent_when_cleanup_finishes_in_time(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = Ledger()
+
+    async def polite(ctx: TriggerContext) -> None:
+        ledger.began += 1
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.01)
+            ledger.cleaned += 1
+
+    runner = TriggerRunner([polite, polite], connection)
+    await runner.start()
+    await wait_for(lambda: ledger.began == 2)
+    with caplog.at_level(logging.WARNING, logger="agent_triggers"):
+        await asyncio.wait_for(runner.stop(timeout=30), timeout=10)
+    assert ledger.cleaned == 2
+    assert warning_records(caplog) == []
+
+
+async def test_stop_with_zero_timeout_returns_without_waiting(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    stubborn = Stubborn()
+    runner = TriggerRunner([stubborn], connection)
+    await runner.start()
+    await wait_for(lambda: stubborn.calls == 1)
+    with caplog.at_level(logging.WARNING, logger="agent_triggers"):
+        await asyncio.wait_for(runner.stop(timeout=0), timeout=10)
+    assert runner.is_running is False
+    assert len(warning_records(caplog)) == 1
+    await wait_for(lambda: stubborn.cancellations == 1, what="the cancellation still reached it")
+    stubborn.released.set()
+    await wait_for(lambda: stubborn.finished)
+
+
+async def test_stop_with_timeout_before_start_is_a_no_op(connection: FakeConnection) -> None:
+    runner = TriggerRunner([Stubborn()], connection)
+    await runner.stop(timeout=0.1)
+    assert runner.is_running is False
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        (-1, ValueError),
+        (-0.5, ValueError),
+        (timedelta(seconds=-1), ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("5", TypeError),
+        (True, TypeError),
+        ([1], TypeError),
+    ],
+    ids=repr,
+)
+async def test_stop_rejects_a_bad_timeout_naming_it(
+    connection: FakeConnection, timeout: Any, error: type[Exception]
+) -> None:
+    async def polite(ctx: TriggerContext) -> None:
+        await asyncio.sleep(3600)
+
+    runner = TriggerRunner([polite], connection)
+    await runner.start()
+    try:
+        with pytest.raises(error, match="timeout"):
+            await runner.stop(timeout=timeout)
+        assert runner.is_running is True, "a rejected stop() must not stop anything"
+    finally:
+        await runner.stop()
