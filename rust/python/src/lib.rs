@@ -29,7 +29,8 @@ pyo3::create_exception!(
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    logging::install_bridge();
+    logging::install_bridge(m.py())?;
+    interpreter::reset_in_forked_children();
     // Before finalization, stop tokio threads from entering Python.
     let close = wrap_pyfunction!(interpreter::close, m)?;
     m.py()

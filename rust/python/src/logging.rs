@@ -48,10 +48,15 @@ pub fn redeliver_interrupt() {
 }
 
 /// Route the core's `tracing` events (emitted as `log` records) to Python's
-/// `logging`, under the logger named by their target (`agent_triggers`).
-pub fn install_bridge() {
-    // Another copy of this module in the process may have installed it first.
-    let _ = pyo3_log::try_init();
+/// `logging`, under the logger named by their target (`agent_triggers`),
+/// through the interpreter gate.
+pub fn install_bridge(py: Python<'_>) -> PyResult<()> {
+    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?;
+    // Another copy of this module in the process may have installed one first.
+    if log::set_boxed_logger(Box::new(crate::interpreter::GatedLogger(logger))).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+    Ok(())
 }
 
 /// `_inject_panic(site)`: make the next pass through `site` panic, to test
