@@ -8,9 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def loop_factories() -> dict[str, LoopFactory]:
+    """The event loops the package supports here, by name: asyncio's, and uvloop
+    where it is installed (never on Windows; not without the dev extras)."""
+    factories: dict[str, LoopFactory] = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:
+        return factories
+    factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, LoopFactory]:
+    """Run every async test on each of `loop_factories()`.
+
+    pytest-asyncio's hook (1.4+; it replaces the deprecated `event_loop_policy`
+    fixture) parametrises each async test with one loop per entry, its id showing
+    the loop: `[asyncio]`, `[uvloop]`. An older pytest-asyncio ignores it
+    (`optionalhook`) and runs the tests on asyncio's loop only.
+    """
+    return loop_factories()
 
 
 class SendFailedError(Exception):
@@ -173,3 +201,51 @@ def bare_connection() -> BareConnection:
 @pytest.fixture
 def raising_connection() -> RaisingConnection:
     return RaisingConnection()
+
+
+# Defects these tests found and that are not fixed yet (each is named in the
+# closing note of the hardening issue). Strict: a fix makes the test pass and
+# the suite then fails until the entry is removed here.
+KNOWN_DEFECTS: dict[str, str] = {
+    "test_a_send_raising_cancelled_error_on_its_own_is_logged": (
+        "a send that raises CancelledError by itself ends the trigger silently"
+    ),
+    "test_a_send_replaced_by_a_non_callable_is_a_clear_type_error": (
+        "the TypeError does not name send_trigger"
+    ),
+    "test_a_send_that_is_not_async_is_a_clear_type_error": (
+        "send_when_idle awaits a non-awaitable without the clear message"
+    ),
+    "test_a_wait_for_idle_that_is_not_async_is_a_clear_type_error": (
+        "a plain-def wait_for_idle gets no clear message"
+    ),
+    "test_a_fixed_offset_timezone_for_cron_is_a_value_error_naming_tz": (
+        "cron(tz=timezone(timedelta(hours=5))) is a TypeError"
+    ),
+    "test_a_lone_surrogate_is_a_value_error_naming_the_argument": (
+        "a lone surrogate gives a bare UnicodeEncodeError"
+    ),
+    "test_a_negative_number_beyond_any_float_is_reported_as_negative": (
+        "-10**400 is reported as too large, not negative"
+    ),
+    "test_a_signaling_nan_error_names_the_argument": ("Decimal('sNaN') error names no argument"),
+    "test_a_trigger_named_with_a_lone_surrogate_is_accepted_or_named_by_its_index": (
+        "a lone surrogate in a trigger name gives a bare UnicodeEncodeError"
+    ),
+    "test_an_unencodable_path_is_a_value_error_naming_path": (
+        "on_file_change('\\ud800') is a self-contradicting TypeError"
+    ),
+    "test_non_iterable_triggers_is_a_type_error_naming_triggers": (
+        "TriggerRunner(None, c) does not name triggers"
+    ),
+    "test_stop_awaited_on_another_loop_while_the_start_loop_is_paused": (
+        "stop() from another loop waits until the start loop runs again"
+    ),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = KNOWN_DEFECTS.get(item.name.split("[")[0])
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known defect: {reason}"))
