@@ -1,3 +1,4 @@
+# pyright: reportPrivateUsage=false
 """A Rust panic in any path becomes a Python exception or a logged error; the
 process goes on. Panics are injected at each site through the private
 `_core._inject_panic` hook (armed for one pass), in the build users install."""
