@@ -52,7 +52,7 @@ test-wheel: $(BIN)/python
 	$(BIN)/maturin sdist --out $(DIST)
 	$(BIN)/python tests/check_wheel.py $(DIST)
 	$(PYTHON) -m venv .venv-wheel
-	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl pytest pytest-asyncio pytest-timeout
+	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl pytest "pytest-asyncio>=1.4" pytest-timeout hypothesis uvloop
 	.venv-wheel/bin/python -c "import agent_triggers as m; assert 'site-packages' in m.__file__, m.__file__"
 	.venv-wheel/bin/python -m pytest -q -p no:cacheprovider
 	$(PYTHON) -m venv .venv-sdist
