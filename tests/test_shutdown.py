@@ -167,6 +167,12 @@ def test_asyncio_run_returning_with_a_runner_started_exits_cleanly(tmp_path: Pat
 
 
 @needs_signals
+@pytest.mark.xfail(
+    strict=False,
+    reason="known defect, intermittent (about 1 run in 30): a callback launched while "
+    "asyncio.run() is shutting down gets a task that never starts, and its coroutine "
+    "is reported as never awaited at exit",
+)
 @pytest.mark.parametrize("style", ["start", "async_with"])
 def test_keyboard_interrupt_exits_cleanly(style: str, tmp_path: Path) -> None:
     process = spawn(
