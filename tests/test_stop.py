@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +37,19 @@ class Ledger:
     def in_flight(self) -> int:
         return self.began - self.cleaned
 
+    def waiter(self, cleanup: float) -> Callable[[TriggerContext], Awaitable[None]]:
+        """A callback that waits until cancelled, then spends `cleanup` s cleaning up."""
+
+        async def wait_then_clean_up(ctx: TriggerContext) -> None:
+            self.began += 1
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(cleanup)  # cleanup that itself awaits
+                self.cleaned += 1
+
+        return wait_then_clean_up
+
 
 class Stubborn:
     """A trigger that swallows every cancellation until released."""
@@ -64,13 +78,7 @@ class Stubborn:
 async def test_stop_waits_for_every_callback_in_flight(connection: FakeConnection) -> None:
     ledger = Ledger()
 
-    async def slow_tick(ctx: TriggerContext) -> None:
-        ledger.began += 1
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(0.02)  # cleanup that itself awaits
-            ledger.cleaned += 1
+    slow_tick = ledger.waiter(cleanup=0.02)
 
     async def sender(ctx: TriggerContext) -> None:
         while True:
@@ -92,13 +100,7 @@ async def test_stop_waits_for_every_callback_in_flight(connection: FakeConnectio
 async def test_stop_waits_for_a_one_shot_callback_in_flight(connection: FakeConnection) -> None:
     ledger = Ledger()
 
-    async def once(ctx: TriggerContext) -> None:
-        ledger.began += 1
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(0.02)
-            ledger.cleaned += 1
+    once = ledger.waiter(cleanup=0.02)
 
     runner = TriggerRunner([after(0.001, once)], connection)
     await runner.start()
@@ -110,13 +112,7 @@ async def test_stop_waits_for_a_one_shot_callback_in_flight(connection: FakeConn
 async def test_concurrent_stops_each_wait_for_cleanup(connection: FakeConnection) -> None:
     ledger = Ledger()
 
-    async def slow_cleanup(ctx: TriggerContext) -> None:
-        ledger.began += 1
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(0.05)
-            ledger.cleaned += 1
+    slow_cleanup = ledger.waiter(cleanup=0.05)
 
     runner = TriggerRunner([slow_cleanup, slow_cleanup], connection)
     await runner.start()
@@ -306,13 +302,7 @@ async def test_stop_with_timeout_is_silent_when_cleanup_finishes_in_time(
 ) -> None:
     ledger = Ledger()
 
-    async def polite(ctx: TriggerContext) -> None:
-        ledger.began += 1
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(0.01)
-            ledger.cleaned += 1
+    polite = ledger.waiter(cleanup=0.01)
 
     runner = TriggerRunner([polite, polite], connection)
     await runner.start()

@@ -119,8 +119,8 @@ pub fn parse_seconds(
 }
 
 /// `stop()`'s `timeout`: seconds (a real number or a `timedelta`), zero
-/// included. An argument type, so it is checked when `stop()` is called, not
-/// when the coroutine is awaited.
+/// included. (pyo3 extracts an async method's arguments when its coroutine
+/// first runs: a bad timeout is raised by the `await`, as in an `async def`.)
 pub struct StopTimeout(pub Duration);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for StopTimeout {

@@ -26,6 +26,17 @@ pub fn report_failure(py: Python<'_>, name: &str, err: PyErr) {
     }
 }
 
+/// Log (WARNING, logger `agent_triggers`) what a stop left running.
+pub fn report_abandoned(py: Python<'_>, unfinished: &[String], timeout: std::time::Duration) {
+    static REPORT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let reported = REPORT
+        .import(py, "agent_triggers._logging", "report_abandoned")
+        .and_then(|report| report.call1((unfinished.to_vec(), timeout.as_secs_f64())));
+    if let Err(err) = reported {
+        err.write_unraisable(py, None);
+    }
+}
+
 /// The error a caught Rust panic becomes: a bug of ours, said so.
 pub fn internal_error(panic_message: &str) -> PyErr {
     PyRuntimeError::new_err(format!(

@@ -71,12 +71,13 @@ impl Running {
     /// calls (connection methods called for a native trigger).
     fn unfinished(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
+        let mut triggers = 0;
         for call in self.calls.iter().filter(|call| call.is_in_flight()) {
+            triggers += 1;
             if !names.iter().any(|name| **name == *call.name) {
                 names.push(call.name.to_string());
             }
         }
-        let triggers = self.calls.iter().filter(|call| call.is_in_flight()).count();
         let others = self.event_loop.python_task_count().saturating_sub(triggers);
         if others > 0 {
             names.push(format!("{others} connection call(s)"));
@@ -203,7 +204,7 @@ impl TriggerRunner {
                 Err(e) => PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")),
             })?;
         if let (Stopped::Abandoned(unfinished), Some(timeout)) = (stopped, timeout) {
-            Python::attach(|py| report_abandoned(py, &unfinished, timeout));
+            Python::attach(|py| crate::logging::report_abandoned(py, &unfinished, timeout));
         }
         Ok(())
     }
@@ -214,17 +215,6 @@ fn forget(slot: &Mutex<Option<Arc<Running>>>, run: &Arc<Running>) {
     let mut running = slot.lock();
     if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, run)) {
         *running = None;
-    }
-}
-
-/// Log (WARNING, logger `agent_triggers`) what a stop left running.
-fn report_abandoned(py: Python<'_>, unfinished: &[String], timeout: Duration) {
-    static REPORT: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
-    let reported = REPORT
-        .import(py, "agent_triggers._logging", "report_abandoned")
-        .and_then(|report| report.call1((unfinished.to_vec(), timeout.as_secs_f64())));
-    if let Err(err) = reported {
-        err.write_unraisable(py, None);
     }
 }
 
