@@ -19,6 +19,7 @@
 //! socket pair — the timer thread never waits on a busy loop. Elsewhere
 //! (Windows' proactor loop) the wake-up is a `call_soon_threadsafe`.
 
+use std::collections::HashMap;
 use std::future::Future;
 #[cfg(unix)]
 use std::io::{Read, Write};
@@ -142,6 +143,9 @@ pub struct EventLoop {
     locals: TaskLocals,
     tracker: TaskTracker,
     queue: Mutex<Queue>,
+    /// The calls whose asyncio task has yet to finish, by address: what a
+    /// loop closed under them must let go of (see [`EventLoop::abandon_tasks`]).
+    tasks: Mutex<HashMap<usize, Arc<PendingCall>>>,
     /// The GIL-free wake-up, once registered with the loop.
     doorbell: OnceLock<Doorbell>,
 }
@@ -164,12 +168,16 @@ struct Reader {
 }
 
 impl Drop for Reader {
-    /// The loop closed (or stopped watching): what is queued can never run.
-    /// Abandoning it also drops the queue's keep-alive reference, so a loop
-    /// closed under a started runner does not keep it alive forever.
+    /// The loop closed (or stopped watching): what is queued, and the tasks
+    /// launched on it, can never run. Abandoning the queue also drops its
+    /// keep-alive reference, so a loop closed under a started runner does not
+    /// keep it alive forever.
     fn drop(&mut self) {
         if let Some(event_loop) = self.event_loop.upgrade() {
             event_loop.abandon_queue();
+            // Dropped by the loop's own thread as it closes (the GIL is held):
+            // at once, not later from a tokio thread during interpreter exit.
+            crate::interpreter::with_python(|py| event_loop.abandon_tasks(py));
         }
     }
 }
@@ -319,6 +327,7 @@ impl EventLoop {
             locals,
             tracker: TaskTracker::new(),
             queue: Mutex::new(Queue::default()),
+            tasks: Mutex::new(HashMap::new()),
             doorbell: OnceLock::new(),
         });
         this.install_doorbell(py);
@@ -450,6 +459,7 @@ impl EventLoop {
                 () = tokio::time::sleep(Duration::from_millis(100)) => {
                     if self.is_closed() {
                         self.abandon_queue();
+                        crate::interpreter::with_python(|py| self.abandon_tasks(py));
                     }
                 }
             }
@@ -560,9 +570,36 @@ impl EventLoop {
         // or not, so stop() does not wait for it.
         for job in jobs {
             let (Job::Launch(pending) | Job::Cancel(pending)) = job;
-            pending.task.lock().take();
+            self.forget_task(&pending);
             pending.abandon();
         }
+    }
+
+    /// The loop is closed: every task launched on it that has yet to finish
+    /// never will (its done-callback, which would let go of it, cannot run).
+    /// Each call is over; a task that never took its first step — launched
+    /// in the loop's last iteration, as `asyncio.run()` shuts down — has its
+    /// coroutine closed, so it is not reported as "never awaited": none of
+    /// its code ran, like a call still queued when the loop closed.
+    fn abandon_tasks(&self, py: Python<'_>) {
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .drain()
+            .map(|(_, pending)| pending)
+            .collect();
+        for pending in tasks {
+            if let Some(task) = pending.task.lock().take() {
+                close_if_unstarted(task.bind(py));
+            }
+            pending.abandon();
+        }
+    }
+
+    /// Let go of `pending`'s task: it finished, or can never run.
+    fn forget_task(&self, pending: &Arc<PendingCall>) -> Option<Py<PyAny>> {
+        self.tasks.lock().remove(&task_key(pending));
+        pending.task.lock().take()
     }
 
     /// On the loop thread: run everything queued, in order. A Ctrl-C (or
@@ -621,7 +658,7 @@ impl EventLoop {
 
     /// On the loop thread: call the callable and wrap what it returns in a task.
     /// Errors are the call's outcome, except an interrupt, which is returned.
-    fn run_launch(&self, py: Python<'_>, pending: Arc<PendingCall>) -> PyResult<()> {
+    fn run_launch(self: &Arc<Self>, py: Python<'_>, pending: Arc<PendingCall>) -> PyResult<()> {
         *pending.launched.lock() = Some(Instant::now());
         let spec = &pending.spec;
         let started = (|| -> PyResult<Bound<'_, PyAny>> {
@@ -675,13 +712,41 @@ impl EventLoop {
             }
         };
         *pending.task.lock() = Some(task.clone().unbind());
-        let on_done = TaskDone(Arc::clone(&pending));
+        self.tasks
+            .lock()
+            .insert(task_key(&pending), Arc::clone(&pending));
+        let on_done = TaskDone(Arc::clone(&pending), Arc::downgrade(self));
         if let Err(err) = task.call_method1(intern!(py, "add_done_callback"), (on_done,)) {
-            pending.task.lock().take();
+            self.forget_task(&pending);
             report_unreceived(py, &pending, Err(err));
         }
         Ok(())
     }
+}
+
+/// A call's key in [`EventLoop::tasks`]: its address, unique while it lives.
+fn task_key(pending: &Arc<PendingCall>) -> usize {
+    Arc::as_ptr(pending) as usize
+}
+
+/// Close the coroutine of a task that never ran a step (see
+/// [`EventLoop::abandon_tasks`]). A task that did run is left to Python: its
+/// coroutine is finalized, its `finally` blocks run, when it is collected.
+fn close_if_unstarted(task: &Bound<'_, PyAny>) {
+    let py = task.py();
+    static COROUTINE_STATE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let closed = (|| -> PyResult<()> {
+        let coroutine = task.call_method0(intern!(py, "get_coro"))?;
+        let state = COROUTINE_STATE
+            .import(py, "inspect", "getcoroutinestate")?
+            .call1((&coroutine,))?;
+        if state.eq(intern!(py, "CORO_CREATED"))? {
+            coroutine.call_method0(intern!(py, "close"))?;
+        }
+        Ok(())
+    })();
+    // Not a coroutine task (an awaitable's future): nothing to close.
+    drop(closed);
 }
 
 /// The loop-side callable that runs every queued job. Holds the loop weakly:
@@ -741,7 +806,7 @@ impl Unwatch {
 
 /// The done-callback of a launched asyncio task.
 #[pyclass(frozen)]
-struct TaskDone(Arc<PendingCall>);
+struct TaskDone(Arc<PendingCall>, Weak<EventLoop>);
 
 #[pymethods]
 impl TaskDone {
@@ -749,7 +814,10 @@ impl TaskDone {
         let py = task.py();
         // Dropping our reference to the task breaks the cycle task -> callback ->
         // pending call -> task.
-        self.0.task.lock().take();
+        match self.1.upgrade() {
+            Some(event_loop) => drop(event_loop.forget_task(&self.0)),
+            None => drop(self.0.task.lock().take()),
+        }
         let cancelled = task
             .call_method0(intern!(py, "cancelled"))
             .and_then(|c| c.is_truthy())
