@@ -71,6 +71,10 @@ class TriggerRunner:
         ``timeout`` (seconds; default ``None``: wait as long as cleanup takes)
         bounds the wait. Past it, ``stop()`` returns, logs a WARNING naming each
         trigger still running, and abandons them: the runner counts as stopped.
+
+        Awaited on another loop than ``start()``'s, it works while that loop runs
+        or once it is closed; while that loop is stopped but not closed it raises
+        ``RuntimeError`` at once and stops nothing.
         """
     @property
     def is_running(self) -> bool:

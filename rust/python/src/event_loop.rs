@@ -34,10 +34,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::oneshot;
@@ -464,6 +465,27 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Whether a stop awaited on the calling thread's running loop can wait
+    /// for this loop's tasks to finish: on this loop itself, or while it runs
+    /// (in another thread), or once it is closed (nothing can run on it, and
+    /// its calls are over). A loop stopped but not closed — it may run again,
+    /// it may not — would leave the stop waiting for it, perhaps for ever.
+    pub fn ensure_stoppable_from_here(&self, py: Python<'_>) -> PyResult<()> {
+        let own = self.locals.event_loop(py);
+        if pyo3_async_runtimes::get_running_loop(py).is_ok_and(|here| here.is(&own)) {
+            return Ok(());
+        }
+        let is = |state: &Bound<'_, PyString>| own.call_method0(state)?.is_truthy();
+        if is(intern!(py, "is_running"))? || is(intern!(py, "is_closed"))? {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(
+            "stop() was awaited on another event loop while the loop that started the \
+             runner is stopped (not closed): its triggers cannot finish until that loop \
+             runs again. Await stop() on the runner's own loop, or resume or close it first",
+        ))
     }
 
     fn is_closed(&self) -> bool {

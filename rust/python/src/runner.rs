@@ -170,6 +170,7 @@ impl TriggerRunner {
         let Some(run) = self.running.lock().clone() else {
             return Ok(());
         };
+        Python::attach(|py| run.event_loop.ensure_stoppable_from_here(py))?;
         let handle = runtime::handle()?;
         let slot = Arc::clone(&self.running);
         let stopping = {
@@ -254,6 +255,11 @@ impl TriggerRunner {
     /// are abandoned: they were cancelled once and are left to end on their
     /// own; the runner counts as stopped (``is_running`` is ``False``, it can
     /// be started again).
+    ///
+    /// Awaited on another event loop than ``start()``'s, ``stop()`` works while
+    /// that loop runs (in its thread) or once it is closed; while it is stopped
+    /// but not closed, ``stop()`` raises ``RuntimeError`` at once and stops
+    /// nothing (the triggers' cleanup could not run until that loop does).
     #[pyo3(signature = (timeout = None))]
     async fn stop(&self, timeout: Option<StopTimeout>) -> PyResult<()> {
         self.stop_and_wait(timeout.map(|t| t.0)).await
