@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pyo3::Borrowed;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyUnicodeEncodeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -20,6 +20,9 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> String {
 }
 
 /// `value` as a Rust string; `TypeError` naming `argument` if it is not a `str`.
+/// A `str` may hold lone surrogates, which no Rust string can: a `ValueError`
+/// naming `argument`, not the bare `UnicodeEncodeError` that does not say
+/// which text it could not encode.
 pub fn str_argument(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<String> {
     let text = value.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -27,7 +30,16 @@ pub fn str_argument(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<String
             type_name(value)
         ))
     })?;
-    Ok(text.to_cow()?.into_owned())
+    match text.to_cow() {
+        Ok(text) => Ok(text.into_owned()),
+        Err(err) if err.is_instance_of::<PyUnicodeEncodeError>(value.py()) => {
+            Err(PyValueError::new_err(format!(
+                "{argument} must not contain lone surrogates ({})",
+                err.value(value.py())
+            )))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// The longest duration accepted: about 100 years. Longer ones are surely a

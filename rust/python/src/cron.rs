@@ -56,7 +56,7 @@ fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
             }
         }
     };
-    Ok(key.cast::<PyString>()?.to_cow()?.into_owned())
+    str_argument(&key, "tz")
 }
 
 /// cron(expression, callback, *, tz=None, name=None, delivery=TriggerDelivery.WAIT_IDLE)
