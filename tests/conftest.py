@@ -226,9 +226,6 @@ KNOWN_DEFECTS: dict[str, str] = {
         "-10**400 is reported as too large, not negative"
     ),
     "test_a_signaling_nan_error_names_the_argument": ("Decimal('sNaN') error names no argument"),
-    "test_an_unencodable_path_is_a_value_error_naming_path": (
-        "on_file_change('\\ud800') is a self-contradicting TypeError"
-    ),
     "test_non_iterable_triggers_is_a_type_error_naming_triggers": (
         "TriggerRunner(None, c) does not name triggers"
     ),
