@@ -219,9 +219,6 @@ KNOWN_DEFECTS: dict[str, str] = {
     "test_a_wait_for_idle_that_is_not_async_is_a_clear_type_error": (
         "a plain-def wait_for_idle gets no clear message"
     ),
-    "test_a_fixed_offset_timezone_for_cron_is_a_value_error_naming_tz": (
-        "cron(tz=timezone(timedelta(hours=5))) is a TypeError"
-    ),
     "test_non_iterable_triggers_is_a_type_error_naming_triggers": (
         "TriggerRunner(None, c) does not name triggers"
     ),
