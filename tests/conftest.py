@@ -219,9 +219,6 @@ KNOWN_DEFECTS: dict[str, str] = {
     "test_a_wait_for_idle_that_is_not_async_is_a_clear_type_error": (
         "a plain-def wait_for_idle gets no clear message"
     ),
-    "test_non_iterable_triggers_is_a_type_error_naming_triggers": (
-        "TriggerRunner(None, c) does not name triggers"
-    ),
     "test_stop_awaited_on_another_loop_while_the_start_loop_is_paused": (
         "stop() from another loop waits until the start loop runs again"
     ),
