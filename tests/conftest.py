@@ -210,15 +210,6 @@ KNOWN_DEFECTS: dict[str, str] = {
     "test_a_send_raising_cancelled_error_on_its_own_is_logged": (
         "a send that raises CancelledError by itself ends the trigger silently"
     ),
-    "test_a_send_replaced_by_a_non_callable_is_a_clear_type_error": (
-        "the TypeError does not name send_trigger"
-    ),
-    "test_a_send_that_is_not_async_is_a_clear_type_error[send_when_idle]": (
-        "send_when_idle awaits a non-awaitable without the clear message"
-    ),
-    "test_a_wait_for_idle_that_is_not_async_is_a_clear_type_error": (
-        "a plain-def wait_for_idle gets no clear message"
-    ),
     "test_stop_awaited_on_another_loop_while_the_start_loop_is_paused": (
         "stop() from another loop waits until the start loop runs again"
     ),
