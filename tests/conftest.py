@@ -210,34 +210,6 @@ KNOWN_DEFECTS: dict[str, str] = {
     "test_a_send_raising_cancelled_error_on_its_own_is_logged": (
         "a send that raises CancelledError by itself ends the trigger silently"
     ),
-    "test_a_send_replaced_by_a_non_callable_is_a_clear_type_error": (
-        "the TypeError does not name send_trigger"
-    ),
-    "test_a_send_that_is_not_async_is_a_clear_type_error[send_when_idle]": (
-        "send_when_idle awaits a non-awaitable without the clear message"
-    ),
-    "test_a_wait_for_idle_that_is_not_async_is_a_clear_type_error": (
-        "a plain-def wait_for_idle gets no clear message"
-    ),
-    "test_a_fixed_offset_timezone_for_cron_is_a_value_error_naming_tz": (
-        "cron(tz=timezone(timedelta(hours=5))) is a TypeError"
-    ),
-    "test_a_lone_surrogate_is_a_value_error_naming_the_argument": (
-        "a lone surrogate gives a bare UnicodeEncodeError"
-    ),
-    "test_a_negative_number_beyond_any_float_is_reported_as_negative": (
-        "-10**400 is reported as too large, not negative"
-    ),
-    "test_a_signaling_nan_error_names_the_argument": ("Decimal('sNaN') error names no argument"),
-    "test_a_trigger_named_with_a_lone_surrogate_is_accepted_or_named_by_its_index": (
-        "a lone surrogate in a trigger name gives a bare UnicodeEncodeError"
-    ),
-    "test_an_unencodable_path_is_a_value_error_naming_path": (
-        "on_file_change('\\ud800') is a self-contradicting TypeError"
-    ),
-    "test_non_iterable_triggers_is_a_type_error_naming_triggers": (
-        "TriggerRunner(None, c) does not name triggers"
-    ),
 }
 
 

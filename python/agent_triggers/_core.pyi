@@ -158,7 +158,11 @@ def cron(
     name: str | None = None,
     delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
 ) -> CronTrigger:
-    """A trigger that calls ``await callback(ctx)`` whenever ``expression`` matches."""
+    """A trigger that calls ``await callback(ctx)`` whenever ``expression`` matches.
+
+    ``tz`` is an IANA name, a ``ZoneInfo`` or ``timezone.utc``; a ``timezone`` with
+    another offset is a ``ValueError`` (``"Etc/GMT-5"`` names UTC+05:00).
+    """
 
 def after(
     delay: Interval,

@@ -27,7 +27,9 @@ async def send_when_idle(
     """Await ``wait_for_idle()`` (when the connection has one), then ``send(content)``.
 
     The awaitable behind ``TriggerContext.send_when_idle``: both steps run in the
-    awaiting task, so cancelling it cancels whichever step is under way.
+    awaiting task, so cancelling it cancels whichever step is under way. The two
+    callables are the connection's methods as ``ctx.send`` calls them: looked up
+    at the call, and a ``TypeError`` naming the method if it is not async.
     """
     if wait_for_idle is not None:
         await wait_for_idle()

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pyo3::Borrowed;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyUnicodeEncodeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -20,6 +20,9 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> String {
 }
 
 /// `value` as a Rust string; `TypeError` naming `argument` if it is not a `str`.
+/// A `str` may hold lone surrogates, which no Rust string can: a `ValueError`
+/// naming `argument`, not the bare `UnicodeEncodeError` that does not say
+/// which text it could not encode.
 pub fn str_argument(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<String> {
     let text = value.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -27,7 +30,16 @@ pub fn str_argument(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<String
             type_name(value)
         ))
     })?;
-    Ok(text.to_cow()?.into_owned())
+    match text.to_cow() {
+        Ok(text) => Ok(text.into_owned()),
+        Err(err) if err.is_instance_of::<PyUnicodeEncodeError>(value.py()) => {
+            Err(PyValueError::new_err(format!(
+                "{argument} must not contain lone surrogates ({})",
+                err.value(value.py())
+            )))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// The longest duration accepted: about 100 years. Longer ones are surely a
@@ -58,19 +70,42 @@ pub fn parse_seconds(
             "{argument} must be at most {MAX_SECONDS:e} seconds, got {value}"
         ))
     };
+    let too_small = || {
+        let bound = if allow_zero {
+            "zero or more"
+        } else {
+            "positive"
+        };
+        PyValueError::new_err(format!("{argument} must be {bound}, got {value}"))
+    };
+    let not_finite = || {
+        PyValueError::new_err(format!(
+            "{argument} must be a finite number of seconds, got {value}"
+        ))
+    };
     if value.is_instance_of::<PyBool>() || value.is_instance_of::<PyString>() {
         return Err(not_a_number());
     }
     let is_plain_number = value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>();
+    let is_decimal =
+        !is_plain_number && value.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)?;
+    // float() refuses a signaling NaN: a value problem, as any NaN is.
+    if is_decimal && value.call_method0(intern!(py, "is_nan"))?.is_truthy()? {
+        return Err(not_finite());
+    }
     let seconds: f64 = if is_plain_number
+        || is_decimal
         || value.is_instance(REAL.import(py, "numbers", "Real")?)?
-        || value.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)?
     {
         // float() of a huge int overflows: that is a value problem, not a type one.
         match value.call_method0(intern!(py, "__float__")) {
             Ok(seconds) => seconds.extract()?,
-            Err(err) if err.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) => {
-                return Err(too_large());
+            Err(err) if err.is_instance_of::<PyOverflowError>(py) => {
+                return Err(if value.lt(0)? {
+                    too_small()
+                } else {
+                    too_large()
+                });
             }
             Err(err) => return Err(err),
         }
@@ -82,20 +117,10 @@ pub fn parse_seconds(
         return Err(not_a_number());
     };
     if !seconds.is_finite() {
-        return Err(PyValueError::new_err(format!(
-            "{argument} must be a finite number of seconds, got {seconds}"
-        )));
+        return Err(not_finite());
     }
     if seconds < 0.0 || (seconds == 0.0 && !allow_zero) {
-        let bound = if allow_zero {
-            "zero or more"
-        } else {
-            "positive"
-        };
-        return Err(PyValueError::new_err(format!(
-            "{argument} must be {bound}, got {}",
-            value.str()?
-        )));
+        return Err(too_small());
     }
     if seconds > MAX_SECONDS {
         return Err(too_large());

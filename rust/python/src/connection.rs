@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use agent_triggers_core::{Connection, Error as CoreError, Event, Result as CoreResult};
 use async_trait::async_trait;
+use pyo3::call::PyCallArgs;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::arguments::type_name;
 use crate::event_loop::{CallArgs, CallSpec, EventLoop};
@@ -20,6 +22,7 @@ use crate::interpreter::with_python;
 
 const SEND: &str = "send_trigger";
 const SEND_ANTIGRAVITY: &str = "send_trigger_notification";
+const WAIT_FOR_IDLE: &str = "wait_for_idle";
 
 /// A validated Python connection.
 pub struct PyConnection {
@@ -58,24 +61,45 @@ impl PyConnection {
         py: Python<'py>,
         content: &Bound<'py, PyString>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let awaitable = self.object.bind(py).call_method1(self.send, (content,))?;
-        ensure_awaitable(&awaitable, &format!("connection.{}()", self.send))?;
+        self.call_async(py, self.send, (content,))
+    }
+
+    /// `connection.<method>(*args)`: the awaitable it returns. A `TypeError`
+    /// naming the method if it is not callable (replaced since the connection
+    /// was checked, say) or returns something that cannot be awaited.
+    fn call_async<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        args: impl PyCallArgs<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let callable = self.object.bind(py).getattr(method)?;
+        if !callable.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "connection.{method} must be an async method, not {}",
+                type_name(&callable)
+            )));
+        }
+        let awaitable = callable.call1(args)?;
+        ensure_awaitable(&awaitable, &format!("connection.{method}()"))?;
         Ok(awaitable)
     }
 
-    /// The bound send method.
-    pub fn send_method<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.object.bind(py).getattr(self.send)
+    /// The send method, for Python code to call.
+    pub fn send_method(self: &Arc<Self>) -> AsyncMethod {
+        AsyncMethod {
+            connection: Arc::clone(self),
+            method: self.send,
+        }
     }
 
-    /// The bound `wait_for_idle` method, if the connection has one.
-    pub fn wait_for_idle_method<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.object
-            .bind(py)
-            .getattr_opt(intern!(py, "wait_for_idle"))
+    /// `wait_for_idle`, for Python code to call, if the connection has one.
+    pub fn wait_for_idle_method(self: &Arc<Self>, py: Python<'_>) -> PyResult<Option<AsyncMethod>> {
+        let has_wait = self.object.bind(py).hasattr(intern!(py, WAIT_FOR_IDLE))?;
+        Ok(has_wait.then(|| AsyncMethod {
+            connection: Arc::clone(self),
+            method: WAIT_FOR_IDLE,
+        }))
     }
 
     /// `is_idle` as attribute, property or zero-argument method; absent = idle.
@@ -85,6 +109,33 @@ impl PyConnection {
             Some(value) if value.is_callable() => value.call0()?.is_truthy(),
             Some(value) => value.is_truthy(),
         }
+    }
+}
+
+/// A method of a connection as a Python callable that checks it as `ctx.send`
+/// does: looked up at each call, a `TypeError` naming it if it is not
+/// callable or returns no awaitable.
+#[pyclass(frozen, module = "agent_triggers._core")]
+pub struct AsyncMethod {
+    connection: Arc<PyConnection>,
+    method: &'static str,
+}
+
+#[pymethods]
+impl AsyncMethod {
+    #[pyo3(signature = (*args))]
+    fn __call__<'py>(&self, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+        self.connection.call_async(args.py(), self.method, args)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<connection.{}>", self.method)
+    }
+
+    // Held by the coroutine awaiting it: seen by the garbage collector, as
+    // the connection's own bound method would be.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(self.connection.object())
     }
 }
 
@@ -149,12 +200,12 @@ impl Connection for LoopConnection {
             self.connection
                 .object()
                 .bind(py)
-                .hasattr(intern!(py, "wait_for_idle"))
+                .hasattr(intern!(py, WAIT_FOR_IDLE))
                 .unwrap_or(false)
         })
         .unwrap_or(false);
         if has_wait {
-            self.call("connection.wait_for_idle", "wait_for_idle", vec![])
+            self.call("connection.wait_for_idle", WAIT_FOR_IDLE, vec![])
                 .await
         } else {
             Ok(())

@@ -22,7 +22,8 @@ use crate::delivery;
 ///
 /// Every method returns an awaitable that runs on the caller's event loop;
 /// cancelling the awaiting task cancels the send. Exceptions raised by the
-/// connection propagate to the awaiting trigger.
+/// connection propagate to the awaiting trigger; a connection method that is
+/// not async (returns nothing to await) is a ``TypeError`` naming it.
 #[pyclass(frozen, weakref, module = "agent_triggers._core")]
 pub struct TriggerContext {
     connection: Arc<PyConnection>,
@@ -72,7 +73,7 @@ impl TriggerContext {
         let helper = SEND_WHEN_IDLE.import(py, "agent_triggers._delivery", "send_when_idle")?;
         helper.call1((
             self.connection.wait_for_idle_method(py)?,
-            self.connection.send_method(py)?,
+            self.connection.send_method(),
             content,
         ))
     }

@@ -6,7 +6,7 @@ use agent_triggers_core::CronSchedule;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyString;
+use pyo3::types::{PyString, PyType};
 
 use crate::arguments::{str_argument, type_name};
 use crate::native::{NativeTrigger, SourceSpec};
@@ -34,14 +34,12 @@ impl CronTrigger {
 }
 
 /// The time zone argument as an IANA name: a ``str``, a ``zoneinfo.ZoneInfo``
-/// (its ``key``), or ``datetime.timezone.utc``.
+/// (its ``key``), or ``datetime.timezone.utc`` (or another zero offset).
 fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
-    static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    if tz.is(UTC
-        .import(tz.py(), "datetime", "timezone")?
-        .getattr("utc")?)
-    {
-        return Ok("UTC".to_owned());
+    static TIMEZONE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let py = tz.py();
+    if tz.is_instance(TIMEZONE.import(py, "datetime", "timezone")?)? {
+        return fixed_offset_zone(tz);
     }
     let key = if tz.is_instance_of::<PyString>() {
         tz.clone()
@@ -56,7 +54,30 @@ fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
             }
         }
     };
-    Ok(key.cast::<PyString>()?.to_cow()?.into_owned())
+    str_argument(&key, "tz")
+}
+
+/// A ``datetime.timezone``: UTC if its offset is zero. The schedule knows
+/// only IANA zones, so another offset is a ``ValueError`` that names the
+/// equivalent ``Etc/GMT`` zone when there is one (whose sign is reversed).
+fn fixed_offset_zone(tz: &Bound<'_, PyAny>) -> PyResult<String> {
+    let seconds: f64 = tz
+        .call_method1("utcoffset", (tz.py().None(),))?
+        .call_method0("total_seconds")?
+        .extract()?;
+    if seconds == 0.0 {
+        return Ok("UTC".to_owned());
+    }
+    let hours = seconds / 3600.0;
+    let instead = if hours.fract() == 0.0 && (-12.0..=14.0).contains(&hours) {
+        format!("\"Etc/GMT{:+}\"", -(hours as i64))
+    } else {
+        "the IANA name of the place".to_owned()
+    };
+    Err(PyValueError::new_err(format!(
+        "tz must be an IANA time zone or UTC: the fixed offset {tz} is not supported; \
+         use {instead}"
+    )))
 }
 
 /// cron(expression, callback, *, tz=None, name=None, delivery=TriggerDelivery.WAIT_IDLE)
@@ -72,7 +93,8 @@ fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
 ///   never match (``"0 0 30 2 *"``).
 /// - ``tz``: an IANA name (``"Europe/Paris"``), a ``zoneinfo.ZoneInfo`` or
 ///   ``datetime.timezone.utc``;
-///   ``None`` (the default) is the machine's local time. ``ValueError`` if unknown.
+///   ``None`` (the default) is the machine's local time. ``ValueError`` if unknown,
+///   or a ``datetime.timezone`` with another offset (``"Etc/GMT-5"`` is UTC+05:00).
 /// - ``name`` defaults to ``f"cron_{expression}"``.
 ///
 /// Calls come at wall-clock boundaries (the clock is re-read at least every

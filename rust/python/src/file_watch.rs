@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyString};
 
 use crate::arguments::{parse_seconds, type_name};
 use crate::native::{NativeTrigger, SourceSpec};
@@ -46,6 +47,8 @@ impl FileChangeTrigger {
 ///
 /// - ``path``: ``str`` or ``os.PathLike``, a file or a directory. A path that
 ///   does not exist yet is watched for its appearance (an ``ADDED`` change).
+///   ``ValueError`` if it is empty, holds a NUL or is no file name the file
+///   system can encode (a lone surrogate such as ``"\ud800"``).
 /// - ``changes``: a list of immutable ``FileChange(kind, path)`` —
 ///   ``kind`` a ``FileChangeKind`` (``ADDED``, ``MODIFIED``, ``DELETED``; a
 ///   rename is a ``DELETED`` and an ``ADDED``), ``path`` an absolute ``str``.
@@ -68,11 +71,22 @@ pub fn on_file_change(
     debounce: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<FileChangeTrigger>> {
-    let given: PathBuf = path.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "path must be a str or os.PathLike, not {}",
-            type_name(path)
-        ))
+    static FSPATH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let text = FSPATH
+        .import(py, "os", "fspath")?
+        .call1((path,))
+        .ok()
+        .filter(|text| text.is_instance_of::<PyString>())
+        .ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "path must be a str or os.PathLike, not {}",
+                type_name(path)
+            ))
+        })?;
+    // A str the file system encoding cannot encode (a lone surrogate other
+    // than the bytes os.fsdecode() spells as U+DC80..U+DCFF) names no file.
+    let given: PathBuf = text.extract().map_err(|err: PyErr| {
+        PyValueError::new_err(format!("path is not a valid file name ({})", err.value(py)))
     })?;
     if given.as_os_str().is_empty() {
         return Err(PyValueError::new_err("path must not be empty"));

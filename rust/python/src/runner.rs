@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use agent_triggers_core::TriggerRunner as CoreRunner;
 use agent_triggers_core::fault;
 use parking_lot::Mutex;
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::AlreadyStartedError;
-use crate::arguments::StopTimeout;
+use crate::arguments::{StopTimeout, type_name};
 use crate::connection::{LoopConnection, PyConnection};
 use crate::event_loop::{CallSpec, EventLoop};
 use crate::interpreter::WakeThroughGate;
@@ -224,8 +224,19 @@ impl TriggerRunner {
     #[new]
     #[pyo3(signature = (triggers, connection))]
     fn py_new(triggers: &Bound<'_, PyAny>, connection: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let triggers = triggers
-            .try_iter()?
+        let py = triggers.py();
+        let items = triggers.try_iter().map_err(|err| {
+            if !err.is_instance_of::<PyTypeError>(py) {
+                return err;
+            }
+            let named = PyTypeError::new_err(format!(
+                "triggers must be an iterable of triggers (a list, say), not {}",
+                type_name(triggers)
+            ));
+            named.set_cause(py, Some(err));
+            named
+        })?;
+        let triggers = items
             .enumerate()
             .map(|(index, item)| TriggerSpec::classify(index, &item?))
             .collect::<PyResult<Vec<_>>>()?;

@@ -19,7 +19,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::arguments::type_name;
+use crate::arguments::{str_argument, type_name};
 use crate::connection::PyConnection;
 use crate::delivery;
 use crate::event_loop::{CallArgs, CallSpec, EventLoop};
@@ -50,15 +50,15 @@ fn trigger_base_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     BASE.import(py, "agent_triggers._trigger", "Trigger")
 }
 
-/// The trigger's `name` attribute if it is a `str`, else its `__name__`, else
-/// its type's name.
-fn trigger_name(object: &Bound<'_, PyAny>) -> PyResult<String> {
+/// The name of `triggers[index]`: its `name` attribute if it is a `str`, else
+/// its `__name__`, else its type's name.
+fn trigger_name(index: usize, object: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = object.py();
     for attribute in [intern!(py, "name"), intern!(py, "__name__")] {
         if let Some(value) = object.getattr_opt(attribute)?
-            && let Ok(name) = value.cast::<PyString>()
+            && value.is_instance_of::<PyString>()
         {
-            return Ok(name.to_cow()?.into_owned());
+            return str_argument(&value, &format!("triggers[{index}].{attribute}"));
         }
     }
     Ok(type_name(object))
@@ -99,7 +99,7 @@ impl TriggerSpec {
         };
         Ok(Self {
             object: object.clone().unbind(),
-            name: trigger_name(object)?.into(),
+            name: trigger_name(index, object)?.into(),
             delivery,
             kind: Kind::Call {
                 callable: callable.unbind(),
