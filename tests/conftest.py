@@ -206,11 +206,7 @@ def raising_connection() -> RaisingConnection:
 # Defects these tests found and that are not fixed yet (each is named in the
 # closing note of the hardening issue). Strict: a fix makes the test pass and
 # the suite then fails until the entry is removed here.
-KNOWN_DEFECTS: dict[str, str] = {
-    "test_a_send_raising_cancelled_error_on_its_own_is_logged": (
-        "a send that raises CancelledError by itself ends the trigger silently"
-    ),
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def known_defect(name: str) -> str | None:

@@ -134,8 +134,8 @@ impl CallSpec {
     }
 }
 
-/// How a Python call ended. Cancellation counts as `Ok`: it is how stop() ends
-/// a trigger, not a failure of it.
+/// How a Python call ended. A cancellation asked for counts as `Ok`: it is how
+/// stop() ends a trigger, not a failure of it (see [`cancelled_by_nobody`]).
 pub type CallOutcome = Result<(), PyErr>;
 
 /// The asyncio loop (and contextvars) of one `start()`, and the queue of work
@@ -845,7 +845,14 @@ impl TaskDone {
             .and_then(|c| c.is_truthy())
             .unwrap_or(false);
         let outcome = if cancelled {
-            Ok(())
+            if cancelled_by_nobody(task) {
+                // The CancelledError was raised by the code itself (a send
+                // that raises it, an await on a future cancelled elsewhere):
+                // a failure like any other, or the trigger would end untraced.
+                task.call_method0(intern!(py, "result")).map(drop)
+            } else {
+                Ok(())
+            }
         } else {
             match task.call_method0(intern!(py, "exception")) {
                 Ok(exc) if exc.is_none() => Ok(()),
@@ -864,6 +871,16 @@ impl TaskDone {
         };
         report_unreceived(py, &self.0, outcome);
     }
+}
+
+/// Whether a cancelled task ended by a `CancelledError` its own code raised,
+/// with no `cancel()` asked of it — by stop(), `asyncio.run()`'s shutdown or
+/// anyone. Only Python 3.11+ counts the requests (`Task.cancelling()`); before
+/// that every cancellation counts as asked for.
+fn cancelled_by_nobody(task: &Bound<'_, PyAny>) -> bool {
+    task.call_method0(intern!(task.py(), "cancelling"))
+        .and_then(|requests| requests.extract::<usize>())
+        .is_ok_and(|requests| requests == 0)
 }
 
 /// Finish `pending`; an error nobody is left to receive (say, raised by a
