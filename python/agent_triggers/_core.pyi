@@ -191,7 +191,11 @@ def on_file_change(
     debounce: Interval = 0.05,
     delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
 ) -> FileChangeTrigger:
-    """A trigger that calls ``await callback(ctx, changes)`` when files at ``path`` change."""
+    """A trigger that calls ``await callback(ctx, changes)`` when files at ``path`` change.
+
+    The runner's ``start()`` sets up the OS watch: a change made once it has
+    returned is seen (``RuntimeError`` from ``start()`` if it cannot be set up).
+    """
 
 def _inject_panic(site: str) -> None:
     """Testing only: make the next pass through ``site`` panic (``"now"``: this call)."""

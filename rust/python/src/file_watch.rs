@@ -58,8 +58,10 @@ impl FileChangeTrigger {
 /// - ``name`` defaults to ``f"on_file_change_{basename}"``.
 ///
 /// Calls never overlap: changes arriving during a call come in the next one.
-/// The OS watch exists while the trigger runs and is released on stop and on
-/// drop. A callback that raises is logged and watching goes on.
+/// The OS watch is set up by the runner's ``start()`` — a change made once it
+/// has returned is seen; ``start()`` raises ``RuntimeError`` if the watch
+/// cannot be set up — and released on stop and on drop. A callback that
+/// raises is logged and watching goes on.
 #[pyfunction]
 #[pyo3(signature = (path, callback, *, name = None, recursive = None, debounce = None, delivery = None))]
 pub fn on_file_change(

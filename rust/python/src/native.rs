@@ -18,6 +18,7 @@ use agent_triggers_core::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -55,10 +56,28 @@ pub enum OnceSpec {
 }
 
 impl SourceSpec {
-    /// Makes the source when the trigger starts (on the tokio runtime).
-    pub fn factory(&self) -> SourceFactory {
+    /// Makes the source when the trigger starts (on the tokio runtime) —
+    /// except a file watch, set up now, by `start()`: a change made once
+    /// `start()` has returned is seen, and a watch that cannot be set up is
+    /// `start()`'s error, not a log line later.
+    pub fn factory(&self) -> PyResult<SourceFactory> {
         let spec = self.clone();
-        Arc::new(move |started| spec.make(started))
+        if !matches!(self, Self::Files { .. }) {
+            return Ok(Arc::new(move |started| spec.make(started)));
+        }
+        let watching = Mutex::new(Some(self.make_now(Instant::now())?));
+        Ok(Arc::new(move |started| match watching.lock().take() {
+            Some(watcher) => Ok(watcher),
+            None => spec.make(started),
+        }))
+    }
+
+    /// [`make`](Self::make), from any thread, its error a `RuntimeError`.
+    fn make_now(&self, started: Instant) -> PyResult<Box<dyn CoreSource>> {
+        let handle = runtime::handle()?;
+        let _runtime = handle.enter();
+        self.make(started)
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 
     /// A fresh source for a trigger started at `started`. Must be called
@@ -229,16 +248,10 @@ impl NativeTrigger {
     /// A new event source for this trigger, starting now. Used by
     /// ``trig(ctx)``; a runner keeps the source in Rust instead.
     fn _source(&self) -> PyResult<EventSource> {
-        let handle = runtime::handle()?;
-        let source = {
-            let _runtime = handle.enter();
-            self.source
-                .make(Instant::now())
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
-        };
+        let source = self.source.make_now(Instant::now())?;
         Ok(EventSource {
             source: Arc::new(tokio::sync::Mutex::new(source)),
-            handle,
+            handle: runtime::handle()?,
         })
     }
 

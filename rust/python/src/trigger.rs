@@ -147,7 +147,7 @@ impl TriggerSpec {
                         Ok(())
                     })
                 });
-                source_trigger(&*self.name, self.delivery, source.factory(), handler)
+                source_trigger(&*self.name, self.delivery, source.factory()?, handler)
             }
             Kind::Call { .. } => Arc::new(PythonTrigger {
                 spec: Arc::clone(&spec),
