@@ -178,6 +178,9 @@ def expected_duration(value: object, *, allow_zero: bool) -> Expected:
             seconds = float(exact)
         except OverflowError:  # an int or Fraction beyond any float
             return Rejected(ValueError, "at most" if exact > 0 else negative)
+        if isinstance(value, Decimal) and value.is_finite() and math.isinf(seconds):
+            # a Decimal beyond any float: float() gives an infinity, not an error
+            return Rejected(ValueError, "at most" if value > 0 else negative)
     else:
         return Rejected(TypeError, "number of seconds")
     if not math.isfinite(seconds):

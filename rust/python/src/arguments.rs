@@ -42,6 +42,20 @@ pub fn str_argument(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<String
     }
 }
 
+/// `value` as an error message shows it: its `str()`, cut short if long (an
+/// int of thousands of digits; one past Python's 4,300-digit limit has none).
+fn shown(value: &Bound<'_, PyAny>) -> String {
+    const LONGEST: usize = 40;
+    let Ok(text) = value.str() else {
+        return format!("a value too long to print ({})", type_name(value));
+    };
+    let text = text.to_string_lossy();
+    match text.char_indices().nth(LONGEST) {
+        Some((end, _)) => format!("{}... ({} characters)", &text[..end], text.chars().count()),
+        None => text.into_owned(),
+    }
+}
+
 /// The longest duration accepted: about 100 years. Longer ones are surely a
 /// mistake, and would overflow the timer's clock arithmetic.
 const MAX_SECONDS: f64 = 3.2e9;
@@ -67,7 +81,8 @@ pub fn parse_seconds(
     };
     let too_large = || {
         PyValueError::new_err(format!(
-            "{argument} must be at most {MAX_SECONDS:e} seconds, got {value}"
+            "{argument} must be at most {MAX_SECONDS:e} seconds, got {}",
+            shown(value)
         ))
     };
     let too_small = || {
@@ -76,11 +91,12 @@ pub fn parse_seconds(
         } else {
             "positive"
         };
-        PyValueError::new_err(format!("{argument} must be {bound}, got {value}"))
+        PyValueError::new_err(format!("{argument} must be {bound}, got {}", shown(value)))
     };
     let not_finite = || {
         PyValueError::new_err(format!(
-            "{argument} must be a finite number of seconds, got {value}"
+            "{argument} must be a finite number of seconds, got {}",
+            shown(value)
         ))
     };
     if value.is_instance_of::<PyBool>() || value.is_instance_of::<PyString>() {
@@ -116,6 +132,20 @@ pub fn parse_seconds(
     } else {
         return Err(not_a_number());
     };
+    // A Decimal beyond any float converts to an infinity without complaint:
+    // finite itself, it is too large, or negative.
+    if seconds.is_infinite()
+        && is_decimal
+        && !value
+            .call_method0(intern!(py, "is_infinite"))?
+            .is_truthy()?
+    {
+        return Err(if seconds < 0.0 {
+            too_small()
+        } else {
+            too_large()
+        });
+    }
     if !seconds.is_finite() {
         return Err(not_finite());
     }

@@ -74,21 +74,28 @@ pub fn on_file_change(
     delivery: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<FileChangeTrigger>> {
     static FSPATH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let text = FSPATH
-        .import(py, "os", "fspath")?
-        .call1((path,))
-        .ok()
-        .filter(|text| text.is_instance_of::<PyString>())
-        .ok_or_else(|| {
-            PyTypeError::new_err(format!(
-                "path must be a str or os.PathLike, not {}",
-                type_name(path)
-            ))
-        })?;
+    let text = FSPATH.import(py, "os", "fspath")?.call1((path,));
+    // What os.fspath() refuses as a type is ours to name; anything else its
+    // __fspath__ raises is the caller's to see.
+    let text = match text {
+        Err(err) if !err.is_instance_of::<PyTypeError>(py) => return Err(err),
+        text => text
+            .ok()
+            .filter(|text| text.is_instance_of::<PyString>())
+            .ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "path must be a str or os.PathLike, not {}",
+                    type_name(path)
+                ))
+            })?,
+    };
     // A str the file system encoding cannot encode (a lone surrogate other
     // than the bytes os.fsdecode() spells as U+DC80..U+DCFF) names no file.
     let given: PathBuf = text.extract().map_err(|err: PyErr| {
-        PyValueError::new_err(format!("path is not a valid file name ({})", err.value(py)))
+        PyValueError::new_err(format!(
+            "path must be encodable as a file name ({})",
+            err.value(py)
+        ))
     })?;
     if given.as_os_str().is_empty() {
         return Err(PyValueError::new_err("path must not be empty"));
