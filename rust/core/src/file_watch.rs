@@ -104,11 +104,12 @@ impl FileWatcher {
         (holder.to_path_buf(), RecursiveMode::NonRecursive)
     }
 
-    /// Move the OS watch to where it belongs, if it is not there already.
-    fn rewatch(&mut self) -> Result<()> {
+    /// Move the OS watch to where it belongs, if it is not there already;
+    /// whether it moved.
+    fn rewatch(&mut self) -> Result<bool> {
         let point = self.watch_point();
         if self.watched.as_ref() == Some(&point) {
-            return Ok(());
+            return Ok(false);
         }
         if let Some((old, _)) = self.watched.take() {
             // It may be gone already, with the directory it was on.
@@ -118,7 +119,7 @@ impl FileWatcher {
             .watch(&point.0, point.1)
             .map_err(|e| Error::other(format!("cannot watch {:?}: {e}", point.0)))?;
         self.watched = Some(point);
-        Ok(())
+        Ok(true)
     }
 
     fn is_relevant(&self, path: &Path) -> bool {
@@ -215,20 +216,34 @@ impl FileWatcher {
         }
     }
 
-    /// Follow the target: report its appearance, and move the OS watch when
-    /// the target (or a nearer ancestor) appears or goes away.
+    /// Follow the target: move the OS watch when the target (or a nearer
+    /// ancestor) appears or goes away, and report the target's appearance.
+    ///
+    /// Looks again after each move: what appeared before the watch got to its
+    /// new place made no event (`mkdir -p a/b` makes `b` while the watch is
+    /// still moving to `a`). The target's contents are read once the watch is
+    /// on it, so nothing made meanwhile is missed.
     fn follow_target(&mut self) {
-        let exists = self.target.exists();
-        if exists && !self.target_exists {
-            self.push(FileChangeKind::Added, self.target.clone());
-            if self.recursive && self.target.is_dir() {
-                let target = self.target.clone();
-                self.push_contents(&target);
+        loop {
+            let moved = match self.rewatch() {
+                Ok(moved) => moved,
+                Err(e) => {
+                    warn!(target: LOG_TARGET, "{e}");
+                    false
+                }
+            };
+            let exists = self.target.exists();
+            if exists && !self.target_exists {
+                self.push(FileChangeKind::Added, self.target.clone());
+                if self.recursive && self.target.is_dir() {
+                    let target = self.target.clone();
+                    self.push_contents(&target);
+                }
             }
-        }
-        self.target_exists = exists;
-        if let Err(e) = self.rewatch() {
-            warn!(target: LOG_TARGET, "{e}");
+            self.target_exists = exists;
+            if !moved {
+                return;
+            }
         }
     }
 }
