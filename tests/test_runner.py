@@ -802,8 +802,10 @@ async def test_other_python_threads_run_while_triggers_wait(connection: FakeConn
 async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
     """While stop() waits for a slow async cleanup, other tasks keep running."""
     ticks: list[int] = []
+    started = asyncio.Event()
 
     async def slow_cleanup(ctx: TriggerContext) -> None:
+        started.set()
         try:
             await asyncio.sleep(3600)
         finally:
@@ -816,7 +818,8 @@ async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
 
     runner = TriggerRunner([slow_cleanup], connection)
     await runner.start()
-    await asyncio.sleep(0.02)
+    # Started: a trigger cancelled before its first step has no cleanup to wait for.
+    await asyncio.wait_for(started.wait(), 5)
     ticking = asyncio.ensure_future(ticker())
     try:
         before = len(ticks)
