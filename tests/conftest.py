@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 import pytest
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+T = TypeVar("T")
 
 
 def loop_factories() -> dict[str, LoopFactory]:
@@ -39,6 +41,30 @@ def pytest_asyncio_loop_factories(
     (`optionalhook`) and runs the tests on asyncio's loop only.
     """
     return loop_factories()
+
+
+def run_to_completion(factory: LoopFactory, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run(main())` on a new loop from `factory` (asyncio.run takes no
+    loop factory before Python 3.12): run it, cancel what is left, close."""
+    loop = factory()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        close_like_asyncio_run(loop)
+
+
+def close_like_asyncio_run(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a loop that is not running as `asyncio.run` does: cancel its tasks
+    and let them finish, finalise async generators, then close it."""
+    try:
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 class SendFailedError(Exception):

@@ -469,14 +469,15 @@ async def test_a_send_raising_cancelled_error_ends_only_that_call(
     sys.version_info < (3, 11),
     reason="Task.cancelling(), which tells a CancelledError nobody asked for, is 3.11+",
 )
+@SELF_CANCELLING
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_send_raising_cancelled_error_on_its_own_is_logged(
-    kind: Kind, captured: pytest.LogCaptureFixture
+    kind: Kind, flavour: str, captured: pytest.LogCaptureFixture
 ) -> None:
     # The runner did not cancel these calls, so their end is a failure, not
     # a stop: like any other exception it is logged, naming the trigger.
     # (A Python trigger ended this way would otherwise vanish without a trace.)
-    connection = SelfCancellingConnection("coroutine")
+    connection = SelfCancellingConnection(flavour)
     await run_hostile(connection, kind, failing_once_or_repeating(kind))
     assert_each_failed_with(captured, hostile_names(kind), asyncio.CancelledError)
 

@@ -321,3 +321,34 @@ async def test_a_runner_dropped_while_started_frees_everything_once_its_tasks_en
         return not alive(refs)
 
     await wait_for(all_freed, timeout=10.0, what="everything the dropped runner held freed")
+
+
+async def test_a_connection_held_elsewhere_survives_collecting_a_runner_and_its_contexts() -> None:
+    # Each object showing the connection to the garbage collector must own the
+    # reference it shows. When the runner and its contexts showed one shared
+    # reference, a collection counted more references than there were: a
+    # connection alive elsewhere (here: held by an object the collector does
+    # not look at) was taken for garbage and cleared while still in use.
+    async def run_in_a_garbage_cycle(connection: FakeConnection) -> None:
+        cycle: dict[str, object] = {}
+
+        async def keep_context(ctx: TriggerContext) -> None:
+            cycle["context"] = ctx
+            await ctx.send("hello")
+
+        runner = TriggerRunner([keep_context], connection)
+        cycle["runner"], cycle["self"] = runner, cycle
+        await runner.start()
+        await wait_for(lambda: connection.sent == ["hello"])
+        await runner.stop()
+
+    outside: list[FakeConnection] = []
+    gc.collect()
+    gc.freeze()  # `outside` is now out of the collector's sight
+    try:
+        outside.append(FakeConnection())
+        await run_in_a_garbage_cycle(outside[0])
+        gc.collect()
+        assert getattr(outside[0], "sent", None) == ["hello"], "the connection was cleared"
+    finally:
+        gc.unfreeze()

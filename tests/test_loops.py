@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
 
 from agent_triggers import TriggerContext, TriggerRunner, every
 
-from conftest import FakeConnection, LoopFactory, loop_factories, wait_for
+from conftest import (
+    FakeConnection,
+    LoopFactory,
+    close_like_asyncio_run,
+    loop_factories,
+    run_to_completion,
+    wait_for,
+)
 
 T = TypeVar("T")
 
@@ -29,30 +36,6 @@ LOOPS = loop_factories()
 def running_loop_factory() -> LoopFactory:
     """A factory of new loops of the running loop's class."""
     return type(asyncio.get_running_loop())
-
-
-def run_to_completion(factory: LoopFactory, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """`asyncio.run(main())` on a new loop from `factory` (asyncio.run takes no
-    loop factory before Python 3.12): run it, cancel what is left, close."""
-    loop = factory()
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        close_like_asyncio_run(loop)
-
-
-def close_like_asyncio_run(loop: asyncio.AbstractEventLoop) -> None:
-    """Close a loop that is not running as `asyncio.run` does: cancel its tasks
-    and let them finish, finalise async generators, then close it."""
-    try:
-        tasks = asyncio.all_tasks(loop)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
 
 
 class LoopThread:

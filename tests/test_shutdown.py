@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_triggers import TriggerContext, TriggerRunner, every
+from agent_triggers import TriggerContext, TriggerRunner, cron, every, on_file_change
 
-from conftest import FakeConnection, loop_factories
+from conftest import FakeConnection, loop_factories, run_to_completion, wait_for
 
 
 def open_fds() -> int:
@@ -57,6 +57,51 @@ def test_a_runner_left_started_on_a_closed_loop_is_collected_whole() -> None:
     assert [ref() for ref in callbacks] == [None] * 5, "callbacks still alive"
     assert open_fds() <= before, "file descriptors leaked"
     assert fired_after_close == []
+
+
+@pytest.mark.parametrize("loop_name", list(loop_factories()))
+def test_a_runner_whose_loop_closed_has_stopped_and_starts_again_elsewhere(
+    loop_name: str, tmp_path: Path
+) -> None:
+    # asyncio.run() returns with the runner started: the runner stops with its
+    # loop (no trigger fires for a loop that can run nothing, the file watch
+    # is released) and starts again on the next loop without a stop().
+    fired: list[str] = []
+    cleaned_up: list[str] = []
+
+    async def tick(ctx: TriggerContext, *changes: object) -> None:
+        fired.append("tick")
+
+    async def forever(ctx: TriggerContext) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned_up.append("forever")
+
+    runner = TriggerRunner(
+        [every(0.005, tick), forever, cron("* * * * * *", tick), on_file_change(tmp_path, tick)],
+        FakeConnection(),
+    )
+
+    async def session() -> None:
+        await runner.start()
+        await wait_for(lambda: fired and cleaned_up == [] and runner.is_running)
+
+    run_to_completion(loop_factories()[loop_name], session)
+    assert not runner.is_running
+    assert cleaned_up == ["forever"]
+    assert "stopped" in repr(runner)
+
+    async def again() -> None:
+        fired.clear()
+        async with runner:
+            await wait_for(lambda: fired)
+            (tmp_path / "new.txt").write_text("x")
+            await wait_for(lambda: len(fired) >= 3)
+        assert not runner.is_running
+
+    run_to_completion(loop_factories()[loop_name], again)
+    assert cleaned_up == ["forever", "forever"]
 
 
 def test_a_call_launched_as_its_loop_stops_for_good_is_closed_not_left_unawaited() -> None:

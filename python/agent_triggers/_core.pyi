@@ -73,8 +73,9 @@ class TriggerRunner:
         trigger still running, and abandons them: the runner counts as stopped.
 
         Awaited on another loop than ``start()``'s, it works while that loop runs
-        or once it is closed; while that loop is stopped but not closed it raises
-        ``RuntimeError`` at once and stops nothing.
+        or once it is closed; while that loop is stopped but not closed, with
+        Python code of the runner under way there (a coroutine trigger always
+        is), it raises ``RuntimeError`` at once and stops nothing.
         """
     @property
     def is_running(self) -> bool:

@@ -55,6 +55,18 @@ impl PyConnection {
         &self.object
     }
 
+    /// The same connection, holding a reference of its own. Each Python
+    /// object that shows the connection to the garbage collector must own the
+    /// reference it shows: two showing one shared reference would make the
+    /// collector count more references than there are, and clear a connection
+    /// still in use.
+    pub fn clone_ref(&self, py: Python<'_>) -> Self {
+        Self {
+            object: self.object.clone_ref(py),
+            send: self.send,
+        }
+    }
+
     /// `connection.send_trigger(content)`: the awaitable it returns.
     pub fn send<'py>(
         &self,
@@ -86,20 +98,26 @@ impl PyConnection {
     }
 
     /// The send method, for Python code to call.
-    pub fn send_method(self: &Arc<Self>) -> AsyncMethod {
-        AsyncMethod {
-            connection: Arc::clone(self),
-            method: self.send,
-        }
+    pub fn send_method(&self, py: Python<'_>) -> AsyncMethod {
+        self.method(py, self.send)
     }
 
-    /// `wait_for_idle`, for Python code to call, if the connection has one.
-    pub fn wait_for_idle_method(self: &Arc<Self>, py: Python<'_>) -> PyResult<Option<AsyncMethod>> {
-        let has_wait = self.object.bind(py).hasattr(intern!(py, WAIT_FOR_IDLE))?;
-        Ok(has_wait.then(|| AsyncMethod {
-            connection: Arc::clone(self),
-            method: WAIT_FOR_IDLE,
-        }))
+    /// `wait_for_idle`, for Python code to call, if the connection has one
+    /// (an attribute set to `None` counts as none).
+    pub fn wait_for_idle_method(&self, py: Python<'_>) -> PyResult<Option<AsyncMethod>> {
+        let wait = self
+            .object
+            .bind(py)
+            .getattr_opt(intern!(py, WAIT_FOR_IDLE))?;
+        let has_wait = wait.is_some_and(|wait| !wait.is_none());
+        Ok(has_wait.then(|| self.method(py, WAIT_FOR_IDLE)))
+    }
+
+    fn method(&self, py: Python<'_>, method: &'static str) -> AsyncMethod {
+        AsyncMethod {
+            connection: self.clone_ref(py),
+            method,
+        }
     }
 
     /// `is_idle` as attribute, property or zero-argument method; absent = idle.
@@ -117,7 +135,7 @@ impl PyConnection {
 /// callable or returns no awaitable.
 #[pyclass(frozen, module = "agent_triggers._core")]
 pub struct AsyncMethod {
-    connection: Arc<PyConnection>,
+    connection: PyConnection,
     method: &'static str,
 }
 
@@ -132,8 +150,8 @@ impl AsyncMethod {
         format!("<connection.{}>", self.method)
     }
 
-    // Held by the coroutine awaiting it: seen by the garbage collector, as
-    // the connection's own bound method would be.
+    // Held by the coroutine awaiting it: its own reference to the connection
+    // is shown to the garbage collector, as a bound method's would be.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(self.connection.object())
     }
@@ -163,16 +181,29 @@ pub struct LoopConnection {
 }
 
 impl LoopConnection {
-    async fn call(&self, name: &str, method: &str, args: Vec<String>) -> CoreResult<()> {
-        let spec = with_python(|py| -> PyResult<CallSpec> {
-            Ok(CallSpec::new(
+    /// Run `method` (see [`PyConnection::send_method`]) on the loop.
+    async fn call(
+        &self,
+        name: &str,
+        method: impl FnOnce(Python<'_>) -> PyResult<Option<AsyncMethod>>,
+        args: Vec<String>,
+    ) -> CoreResult<()> {
+        let spec = with_python(|py| -> PyResult<Option<CallSpec>> {
+            let Some(method) = method(py)? else {
+                return Ok(None);
+            };
+            Ok(Some(CallSpec::new(
                 name.into(),
-                self.connection.object().bind(py).getattr(method)?.unbind(),
+                Py::new(py, method)?.into_any(),
                 CallArgs::Given(PyTuple::new(py, args)?.unbind()),
-            ))
+            )))
         })
         .ok_or_else(|| CoreError::other("the Python interpreter is shutting down"))?
         .map_err(|e| CoreError::other(e.to_string()))?;
+        // No such method (an optional one): nothing to wait for.
+        let Some(spec) = spec else {
+            return Ok(());
+        };
         self.event_loop
             .call(Arc::new(spec), Event::Tick)
             .await
@@ -183,8 +214,8 @@ impl LoopConnection {
 #[async_trait]
 impl Connection for LoopConnection {
     async fn send_trigger(&self, content: String) -> CoreResult<()> {
-        self.call("connection.send", self.connection.send, vec![content])
-            .await
+        let send = |py: Python<'_>| Ok(Some(self.connection.send_method(py)));
+        self.call("connection.send", send, vec![content]).await
     }
 
     fn is_idle(&self) -> bool {
@@ -196,19 +227,7 @@ impl Connection for LoopConnection {
     }
 
     async fn wait_for_idle(&self) -> CoreResult<()> {
-        let has_wait = with_python(|py| {
-            self.connection
-                .object()
-                .bind(py)
-                .hasattr(intern!(py, WAIT_FOR_IDLE))
-                .unwrap_or(false)
-        })
-        .unwrap_or(false);
-        if has_wait {
-            self.call("connection.wait_for_idle", WAIT_FOR_IDLE, vec![])
-                .await
-        } else {
-            Ok(())
-        }
+        let wait = |py: Python<'_>| self.connection.wait_for_idle_method(py);
+        self.call("connection.wait_for_idle", wait, vec![]).await
     }
 }

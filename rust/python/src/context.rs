@@ -1,7 +1,5 @@
 //! `TriggerContext`: the handle a Python trigger uses to talk to the agent.
 
-use std::sync::Arc;
-
 use agent_triggers_core::TriggerDelivery;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -26,14 +24,20 @@ use crate::delivery;
 /// not async (returns nothing to await) is a ``TypeError`` naming it.
 #[pyclass(frozen, weakref, module = "agent_triggers._core")]
 pub struct TriggerContext {
-    connection: Arc<PyConnection>,
+    /// A reference of its own, which it shows the garbage collector (see
+    /// [`PyConnection::clone_ref`]).
+    connection: PyConnection,
     delivery: TriggerDelivery,
 }
 
 impl TriggerContext {
-    pub fn with_delivery(connection: Arc<PyConnection>, delivery: TriggerDelivery) -> Self {
+    pub fn with_delivery(
+        py: Python<'_>,
+        connection: &PyConnection,
+        delivery: TriggerDelivery,
+    ) -> Self {
         Self {
-            connection,
+            connection: connection.clone_ref(py),
             delivery,
         }
     }
@@ -51,10 +55,10 @@ impl TriggerContext {
     #[new]
     #[pyo3(signature = (connection))]
     fn py_new(connection: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Self::with_delivery(
-            Arc::new(PyConnection::new(connection)?),
-            TriggerDelivery::WaitIdle,
-        ))
+        Ok(Self {
+            connection: PyConnection::new(connection)?,
+            delivery: TriggerDelivery::WaitIdle,
+        })
     }
 
     /// Send ``content`` (a ``str``) into the agent now, even mid-turn.
@@ -73,7 +77,7 @@ impl TriggerContext {
         let helper = SEND_WHEN_IDLE.import(py, "agent_triggers._delivery", "send_when_idle")?;
         helper.call1((
             self.connection.wait_for_idle_method(py)?,
-            self.connection.send_method(),
+            self.connection.send_method(py),
             content,
         ))
     }

@@ -42,6 +42,7 @@ use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::oneshot;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
@@ -112,10 +113,8 @@ impl CallSpec {
                 if let Some(args) = made.get() {
                     return Ok(args.bind(py).clone());
                 }
-                let context = Bound::new(
-                    py,
-                    TriggerContext::with_delivery(Arc::clone(connection), *delivery),
-                )?;
+                let context =
+                    Bound::new(py, TriggerContext::with_delivery(py, connection, *delivery))?;
                 let args = PyTuple::new(py, [context])?;
                 // Only the loop thread makes it (holding the GIL): no race.
                 let _ = made.set(args.clone().unbind());
@@ -147,6 +146,8 @@ pub struct EventLoop {
     /// The calls whose asyncio task has yet to finish, by address: what a
     /// loop closed under them must let go of (see [`EventLoop::abandon_tasks`]).
     tasks: Mutex<HashMap<usize, Arc<PendingCall>>>,
+    /// Cancelled once the loop is known to be closed: nothing runs on it again.
+    closed: CancellationToken,
     /// The GIL-free wake-up, once registered with the loop.
     doorbell: OnceLock<Doorbell>,
 }
@@ -175,10 +176,13 @@ impl Drop for Reader {
     /// keep it alive forever.
     fn drop(&mut self) {
         if let Some(event_loop) = self.event_loop.upgrade() {
-            event_loop.abandon_queue();
+            event_loop.closed.cancel();
             // Dropped by the loop's own thread as it closes (the GIL is held):
             // at once, not later from a tokio thread during interpreter exit.
+            // Tasks first: a cancel still queued would let go of its task
+            // without closing it.
             crate::interpreter::with_python(|py| event_loop.abandon_tasks(py));
+            event_loop.abandon_queue();
         }
     }
 }
@@ -329,6 +333,7 @@ impl EventLoop {
             tracker: TaskTracker::new(),
             queue: Mutex::new(Queue::default()),
             tasks: Mutex::new(HashMap::new()),
+            closed: CancellationToken::new(),
             doorbell: OnceLock::new(),
         });
         this.install_doorbell(py);
@@ -459,8 +464,9 @@ impl EventLoop {
                 // doorbell cannot tell: look, now and then.
                 () = tokio::time::sleep(Duration::from_millis(100)) => {
                     if self.is_closed() {
-                        self.abandon_queue();
+                        self.closed.cancel();
                         crate::interpreter::with_python(|py| self.abandon_tasks(py));
+                        self.abandon_queue();
                     }
                 }
             }
@@ -470,11 +476,14 @@ impl EventLoop {
     /// Whether a stop awaited on the calling thread's running loop can wait
     /// for this loop's tasks to finish: on this loop itself, or while it runs
     /// (in another thread), or once it is closed (nothing can run on it, and
-    /// its calls are over). A loop stopped but not closed — it may run again,
-    /// it may not — would leave the stop waiting for it, perhaps for ever.
+    /// its calls are over), or when no Python call of it is under way. A loop
+    /// stopped but not closed — it may run again, it may not — would leave
+    /// the stop waiting for its calls, perhaps for ever.
     pub fn ensure_stoppable_from_here(&self, py: Python<'_>) -> PyResult<()> {
         let own = self.locals.event_loop(py);
-        if pyo3_async_runtimes::get_running_loop(py).is_ok_and(|here| here.is(&own)) {
+        if !self.has_python_tasks()
+            || pyo3_async_runtimes::get_running_loop(py).is_ok_and(|here| here.is(&own))
+        {
             return Ok(());
         }
         let is = |state: &Bound<'_, PyString>| own.call_method0(state)?.is_truthy();
@@ -497,6 +506,17 @@ impl EventLoop {
                 .unwrap_or(true)
         })
         .unwrap_or(true)
+    }
+
+    /// Whether the loop is known to be closed (see [`closing`](Self::closing)).
+    pub fn is_known_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Resolves once the loop is known to be closed: when it lets go of the
+    /// doorbell as it closes (every Unix loop), or when a stop finds it closed.
+    pub fn closing(&self) -> WaitForCancellationFutureOwned {
+        self.closed.clone().cancelled_owned()
     }
 
     /// Whether a Python task started through this loop has yet to finish.
@@ -611,7 +631,9 @@ impl EventLoop {
             .map(|(_, pending)| pending)
             .collect();
         for pending in tasks {
-            if let Some(task) = pending.task.lock().take() {
+            // Not under the lock: closing runs Python code.
+            let task = pending.task.lock().take();
+            if let Some(task) = task {
                 close_if_unstarted(task.bind(py));
             }
             pending.abandon();

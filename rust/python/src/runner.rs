@@ -1,6 +1,6 @@
 //! `TriggerRunner`: the Python face of the core runner (API.md §4).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use agent_triggers_core::TriggerRunner as CoreRunner;
@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::AlreadyStartedError;
 use crate::arguments::{StopTimeout, type_name};
@@ -49,6 +50,9 @@ struct Running {
     event_loop: Arc<EventLoop>,
     /// The Python calls the triggers make, for the garbage collector.
     calls: Vec<Arc<CallSpec>>,
+    /// Ends the task that stops this run if its loop closes (see
+    /// [`stop_when_the_loop_closes`]), when the run ends first.
+    _ended: DropGuard,
 }
 
 impl Running {
@@ -112,7 +116,7 @@ impl TriggerRunner {
     fn start_now(&self, py: Python<'_>) -> PyResult<()> {
         // The lock is not held while Python code runs (building the triggers
         // allocates, and a finalizer run by the GC may call back into us).
-        if self.running.lock().is_some() {
+        if is_started(&self.running.lock()) {
             return Err(Self::already_started());
         }
         let event_loop = EventLoop::capture(py)?;
@@ -138,7 +142,7 @@ impl TriggerRunner {
         let core = CoreRunner::new(tasks, connection);
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
-        if running.is_some() {
+        if is_started(&running) {
             return Err(Self::already_started());
         }
         {
@@ -150,12 +154,20 @@ impl TriggerRunner {
             .into_iter()
             .map(|(spec, period)| periodic::start(spec, Arc::clone(&event_loop), period, started))
             .collect();
-        *running = Some(Arc::new(Running {
+        let ended = CancellationToken::new();
+        let run = Arc::new(Running {
             core,
             schedules,
             event_loop,
             calls,
-        }));
+            _ended: ended.clone().drop_guard(),
+        });
+        handle.spawn(stop_when_the_loop_closes(
+            Arc::downgrade(&run),
+            Arc::downgrade(&self.running),
+            ended,
+        ));
+        *running = Some(run);
         Ok(())
     }
 
@@ -209,6 +221,37 @@ impl TriggerRunner {
         }
         Ok(())
     }
+}
+
+/// Stop `run` once its loop is closed (`asyncio.run()` returned with the
+/// runner started): its native triggers would otherwise go on waking for a
+/// loop that can run nothing, and its file watches stay open, until `stop()`.
+/// The runner then counts as stopped, and can be started on another loop.
+/// Holds nothing strongly while it waits; gives up once the run has ended.
+async fn stop_when_the_loop_closes(
+    run: Weak<Running>,
+    slot: Weak<Mutex<Option<Arc<Running>>>>,
+    ended: CancellationToken,
+) {
+    let Some(closing) = run.upgrade().map(|run| run.event_loop.closing()) else {
+        return;
+    };
+    tokio::select! {
+        () = closing => {}
+        () = ended.cancelled() => return,
+    }
+    let (Some(run), Some(slot)) = (run.upgrade(), slot.upgrade()) else {
+        return;
+    };
+    run.stop().await;
+    forget(&slot, &run);
+}
+
+/// Whether the runner is started: a run whose loop has closed counts as over
+/// (its stop may still be under way, see [`stop_when_the_loop_closes`]).
+fn is_started(slot: &Option<Arc<Running>>) -> bool {
+    slot.as_ref()
+        .is_some_and(|run| !run.event_loop.is_known_closed())
 }
 
 /// Mark `run` as over, unless a newer start has replaced it already.
@@ -269,25 +312,27 @@ impl TriggerRunner {
     ///
     /// Awaited on another event loop than ``start()``'s, ``stop()`` works while
     /// that loop runs (in its thread) or once it is closed; while it is stopped
-    /// but not closed, ``stop()`` raises ``RuntimeError`` at once and stops
-    /// nothing (the triggers' cleanup could not run until that loop does).
+    /// but not closed, with Python code of the runner under way there (a
+    /// coroutine trigger always is), ``stop()`` raises ``RuntimeError`` at once
+    /// and stops nothing: that code's cleanup cannot run until the loop does.
     #[pyo3(signature = (timeout = None))]
     async fn stop(&self, timeout: Option<StopTimeout>) -> PyResult<()> {
         self.stop_and_wait(timeout.map(|t| t.0)).await
     }
 
-    /// ``True`` while any trigger task is still running.
+    /// ``True`` while any trigger task is still running: ``False`` once every
+    /// trigger has returned, after ``stop()``, and once the loop that started
+    /// the runner is closed (the runner stops then, as if ``stop()`` had been
+    /// awaited, and can be started again on another loop).
     #[getter]
     fn is_running(&self) -> bool {
-        self.running
-            .lock()
-            .as_ref()
-            // A schedule runs until stopped: periodic triggers never return.
-            .is_some_and(|run| {
-                !run.schedules.is_empty()
-                    || run.core.is_running()
-                    || run.event_loop.has_python_tasks()
-            })
+        self.running.lock().as_ref().is_some_and(|run| {
+            !run.event_loop.is_known_closed()
+                    // A schedule runs until stopped: periodic triggers never return.
+                    && (!run.schedules.is_empty()
+                        || run.core.is_running()
+                        || run.event_loop.has_python_tasks())
+        })
     }
 
     /// ``async with runner:`` starts on enter and stops on exit.
@@ -308,7 +353,7 @@ impl TriggerRunner {
     }
 
     fn __repr__(&self) -> String {
-        let state = if self.running.lock().is_some() {
+        let state = if is_started(&self.running.lock()) {
             "started"
         } else {
             "stopped"
