@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from agent_triggers import Trigger, TriggerContext, TriggerDelivery, TriggerRunner, trigger
+from agent_triggers import (
+    Trigger,
+    TriggerContext,
+    TriggerDelivery,
+    TriggerRunner,
+    every,
+    trigger,
+)
 
 from conftest import FakeConnection, wait_for
 
@@ -148,6 +155,24 @@ def test_decorator_with_name_and_delivery_marks_and_returns_the_function() -> No
     decorated = trigger(name="ticker", delivery=TriggerDelivery.SEND_IMMEDIATELY)(tick)
     assert decorated is tick
     assert getattr(tick, "__is_trigger__", None) is True
+
+
+@pytest.mark.parametrize(
+    "given", [TriggerDelivery.SEND_IMMEDIATELY, "send_immediately", "bogus", 3, None]
+)
+def test_decorator_takes_delivery_as_every_native_trigger_does(given: Any) -> None:
+    # A member or its value, as `every(..., delivery=...)`; anything else is the
+    # same error, naming `delivery`.
+    async def tick(ctx: TriggerContext) -> None:
+        pass
+
+    try:
+        expected: object = every(1, tick, delivery=given).delivery
+    except (TypeError, ValueError) as error:
+        with pytest.raises(type(error), match=r"^delivery"):
+            trigger(delivery=given)
+        return
+    assert getattr(trigger(delivery=given)(tick), "delivery", TriggerDelivery.WAIT_IDLE) is expected
 
 
 def test_decorator_with_name_only_marks_and_returns_the_function() -> None:

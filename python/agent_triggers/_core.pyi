@@ -198,5 +198,8 @@ def on_file_change(
     returned is seen (``RuntimeError`` from ``start()`` if it cannot be set up).
     """
 
+def delivery_argument(value: TriggerDelivery | str) -> TriggerDelivery:
+    """``delivery`` as native triggers take it (a member or its value), or an error naming it."""
+
 def _inject_panic(site: str) -> None:
     """Testing only: make the next pass through ``site`` panic (``"now"``: this call)."""

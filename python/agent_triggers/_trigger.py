@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
+from agent_triggers._core import delivery_argument
 from agent_triggers._delivery import TriggerDelivery
 
 if TYPE_CHECKING:
@@ -71,8 +72,9 @@ def trigger(
     Raises ``ValueError("Trigger must be an async function")`` or
     ``ValueError("Trigger must accept exactly one parameter")``.
     """
-    if delivery is not None and not isinstance(delivery, TriggerDelivery):
-        raise TypeError(f"delivery must be a TriggerDelivery, not {type(delivery).__name__}")
+    if delivery is not None:
+        # Checked as every native trigger checks it: a member or its value.
+        delivery = delivery_argument(delivery)
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a str, not {type(name).__name__}")
 

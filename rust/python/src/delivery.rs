@@ -23,6 +23,13 @@ pub fn to_python(py: Python<'_>, delivery: TriggerDelivery) -> PyResult<Bound<'_
     python_enum(py)?.getattr(member)
 }
 
+/// `@trigger(delivery=...)`'s check, the one every native trigger makes: a
+/// `TriggerDelivery` member, or its string value, as the member.
+#[pyfunction]
+pub fn delivery_argument<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    to_python(value.py(), from_python(value, "delivery")?)
+}
+
 /// A `TriggerDelivery` member (or its string value) as the core's enum;
 /// `argument` names the parameter in the error.
 pub fn from_python(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<TriggerDelivery> {

@@ -54,6 +54,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(once::after, m)?)?;
     m.add_function(wrap_pyfunction!(once::at, m)?)?;
     m.add_function(wrap_pyfunction!(file_watch::on_file_change, m)?)?;
+    m.add_function(wrap_pyfunction!(delivery::delivery_argument, m)?)?;
     m.add_function(wrap_pyfunction!(logging::_inject_panic, m)?)?;
     Ok(())
 }
