@@ -79,7 +79,9 @@ class TriggerRunner:
         """
     @property
     def is_running(self) -> bool:
-        """``True`` while any trigger task is still running."""
+        """``True`` while any trigger task is still running: ``False`` once every
+        trigger has returned, after ``stop()``, and once the loop that started the
+        runner is closed (the runner then stops, and can be started on another loop)."""
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self,
