@@ -189,22 +189,24 @@ def open_fds() -> int | None:
     return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
 
 
-async def test_5000_start_stop_cycles_grow_neither_memory_nor_objects() -> None:
+async def assert_flat_over_cycles(cycle: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run `cycle` WARMUP times, then CYCLES times: resident memory, gc-tracked
+    objects and open file descriptors must not grow over the latter."""
     for _ in range(WARMUP):
-        await one_cycle()
+        await cycle()
     objects_before = gc_objects()
     rss_before = rss_bytes()
     fds_before = open_fds()
 
     started = time.perf_counter()
     for _ in range(CYCLES):
-        await one_cycle()
+        await cycle()
     elapsed = time.perf_counter() - started
 
     objects_after = gc_objects()
     rss_after = rss_bytes()
     fds_after = open_fds()
-    growth = f"{CYCLES} cycles in {elapsed:.1f} s"
+    growth = f"{CYCLES} {what} in {elapsed:.1f} s"
     assert rss_after - rss_before < RSS_GROWTH_LIMIT, (
         f"resident memory grew {(rss_after - rss_before) / 2**20:.2f} MB over {growth}"
     )
@@ -213,6 +215,10 @@ async def test_5000_start_stop_cycles_grow_neither_memory_nor_objects() -> None:
     )
     if fds_before is not None and fds_after is not None:
         assert fds_after <= fds_before, f"file descriptors {fds_before} -> {fds_after}"
+
+
+async def test_5000_start_stop_cycles_grow_neither_memory_nor_objects() -> None:
+    await assert_flat_over_cycles(one_cycle, "cycles")
 
 
 async def test_one_runner_restarted_5000_times_grows_neither_memory_nor_objects() -> None:
@@ -231,25 +237,7 @@ async def test_one_runner_restarted_5000_times_grows_neither_memory_nor_objects(
             await runner.stop()
         assert not runner.is_running
 
-    for _ in range(WARMUP):
-        await restart()
-    objects_before = gc_objects()
-    rss_before = rss_bytes()
-
-    started = time.perf_counter()
-    for _ in range(CYCLES):
-        await restart()
-    elapsed = time.perf_counter() - started
-
-    objects_after = gc_objects()
-    rss_after = rss_bytes()
-    growth = f"{CYCLES} restarts in {elapsed:.1f} s"
-    assert rss_after - rss_before < RSS_GROWTH_LIMIT, (
-        f"resident memory grew {(rss_after - rss_before) / 2**20:.2f} MB over {growth}"
-    )
-    assert objects_after - objects_before < GC_OBJECTS_TOLERANCE, (
-        f"gc-tracked objects grew {objects_before} -> {objects_after} over {growth}"
-    )
+    await assert_flat_over_cycles(restart, "restarts")
 
 
 def weak_references(
