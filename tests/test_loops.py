@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -132,61 +132,49 @@ def assert_clear_loop_error(error: RuntimeError) -> None:
 # --- stopped from another loop --------------------------------------------------
 
 
+async def on_loop_a(loop_a: LoopThread, call: Callable[[], Awaitable[None]]) -> None:
+    """Await `call()` (a runner's start or stop) on loop A."""
+
+    async def run() -> None:
+        await call()
+
+    await loop_a.run(run())
+
+
 async def test_stop_awaited_on_another_loop_in_another_thread() -> None:
     # Loop A (a thread of its own) starts the runner and keeps running; this
-    # test's loop stops it. Either stop() says promptly, clearly, that it must
-    # be awaited on loop A, or it is a correct stop: the trigger's cleanup ran
-    # (on loop A) before stop() returned, and nothing fires afterwards.
+    # test's loop stops it: a correct stop — the trigger's cleanup ran (on
+    # loop A) before stop() returned, and nothing fires afterwards.
     loop_a = LoopThread(running_loop_factory())
     watched = Watched()
     runner = TriggerRunner(watched.triggers(), FakeConnection())
-
-    async def start() -> None:
-        await runner.start()
-
-    async def stop() -> None:
-        await runner.stop()
-
     try:
-        await loop_a.run(start())
+        await on_loop_a(loop_a, runner.start)
         await watched.both_running()
-        error = await stop_from_here(runner)
-        if error is not None:
-            assert_clear_loop_error(error)
-            await loop_a.run(stop())
-        else:
-            assert watched.cleaned_up_on == ["loop-A"]
-            assert not runner.is_running
+        assert await stop_from_here(runner) is None
+        assert watched.cleaned_up_on == ["loop-A"]
+        assert not runner.is_running
         await watched.none_fires()
     finally:
         loop_a.close()
 
 
-async def test_stop_awaited_on_a_new_loop_after_the_start_loop_closed() -> None:
-    # As when asyncio.run() returns with the runner started, and a later
-    # asyncio.run() stops it: closing loop A cancelled the Python trigger. The
-    # stop on this loop is prompt; a correct one leaves the runner stopped and
-    # able to start again, here.
+async def test_a_runner_whose_start_loop_closed_is_stopped_and_starts_again_here() -> None:
+    # As when asyncio.run() returns with the runner started: closing loop A
+    # cancelled the Python trigger and stopped the runner. A stop() awaited
+    # here is prompt and changes nothing; the runner starts again, here.
     loop_a = LoopThread(running_loop_factory())
     watched = Watched()
-    connection = FakeConnection()
-    runner = TriggerRunner(watched.triggers(), connection)
-
-    async def start() -> None:
-        await runner.start()
-
+    runner = TriggerRunner(watched.triggers(), FakeConnection())
     try:
-        await loop_a.run(start())
+        await on_loop_a(loop_a, runner.start)
         await watched.both_running()
     finally:
         loop_a.close()
     assert watched.cleaned_up_on == ["loop-A"], "closing loop A cancelled the trigger"
-    error = await stop_from_here(runner)
-    if error is not None:
-        assert_clear_loop_error(error)
-        return
     assert not runner.is_running
     await watched.none_fires()
+    assert await stop_from_here(runner) is None
 
     watched.waiting.clear()
     async with runner:  # started again, on this loop
@@ -203,15 +191,8 @@ async def test_stop_awaited_on_another_loop_while_the_start_loop_is_paused() -> 
     loop_a = LoopThread(running_loop_factory())
     watched = Watched()
     runner = TriggerRunner(watched.triggers(), FakeConnection())
-
-    async def start() -> None:
-        await runner.start()
-
-    async def stop() -> None:
-        await runner.stop()
-
     try:
-        await loop_a.run(start())
+        await on_loop_a(loop_a, runner.start)
         await watched.both_running()
         loop_a.pause()
         error = await stop_from_here(runner, within=5)
@@ -221,7 +202,7 @@ async def test_stop_awaited_on_another_loop_while_the_start_loop_is_paused() -> 
     finally:
         if not loop_a.thread.is_alive():
             loop_a.resume()
-        await loop_a.run(stop())
+        await on_loop_a(loop_a, runner.stop)
         loop_a.close()
     assert watched.cleaned_up_on == ["loop-A"]
 
