@@ -1073,11 +1073,24 @@ def test_trigger_name_of_another_type_is_a_type_error_naming_name(name: Any) -> 
 @QUICK
 @given(delivery=st.one_of(st.text(max_size=16), st.integers(), st.booleans()))
 @example(delivery="wait_idle")
-def test_trigger_delivery_of_another_type_is_a_type_error_naming_delivery(
+@example(delivery="send_immediately")
+def test_trigger_delivery_is_a_member_or_its_value_else_an_error_naming_delivery(
     delivery: Any,
 ) -> None:
-    with rejected(TypeError, "delivery", type(delivery).__name__):
-        trigger(delivery=delivery)
+    # As every native trigger takes it: a member's value is the member.
+    members = {member.value: member for member in TriggerDelivery}
+    if not isinstance(delivery, str):
+        with rejected(TypeError, "delivery", type(delivery).__name__):
+            trigger(delivery=delivery)
+    elif delivery not in members:
+        with rejected(ValueError, "delivery"):
+            trigger(delivery=delivery)
+    else:
+
+        async def one(ctx: TriggerContext) -> None:
+            pass
+
+        assert getattr(trigger(delivery=delivery)(one), "delivery", None) is members[delivery]
 
 
 # --- content: ctx.send, ctx.send_when_idle, ctx.deliver ---------------------------------
