@@ -176,13 +176,11 @@ impl Drop for Reader {
     /// keep it alive forever.
     fn drop(&mut self) {
         if let Some(event_loop) = self.event_loop.upgrade() {
-            event_loop.closed.cancel();
             // Dropped by the loop's own thread as it closes (the GIL is held):
             // at once, not later from a tokio thread during interpreter exit.
-            // Tasks first: a cancel still queued would let go of its task
-            // without closing it.
             crate::interpreter::with_python(|py| event_loop.abandon_tasks(py));
             event_loop.abandon_queue();
+            event_loop.closed.cancel();
         }
     }
 }
@@ -464,9 +462,9 @@ impl EventLoop {
                 // doorbell cannot tell: look, now and then.
                 () = tokio::time::sleep(Duration::from_millis(100)) => {
                     if self.is_closed() {
-                        self.closed.cancel();
                         crate::interpreter::with_python(|py| self.abandon_tasks(py));
                         self.abandon_queue();
+                        self.closed.cancel();
                     }
                 }
             }
@@ -609,10 +607,10 @@ impl EventLoop {
             (std::mem::take(&mut queue.jobs), queue.keep_alive.take())
         };
         // Nothing can run on a closed loop: every call queued is over, launched
-        // or not, so stop() does not wait for it.
+        // or not, so stop() does not wait for it. A launched one's task stays
+        // in `tasks`, for `abandon_tasks` to close (this may run without the GIL).
         for job in jobs {
             let (Job::Launch(pending) | Job::Cancel(pending)) = job;
-            self.forget_task(&pending);
             pending.abandon();
         }
     }
@@ -640,7 +638,7 @@ impl EventLoop {
         }
     }
 
-    /// Let go of `pending`'s task: it finished, or can never run.
+    /// Let go of `pending`'s task: it finished, or will never tell us it has.
     fn forget_task(&self, pending: &Arc<PendingCall>) -> Option<Py<PyAny>> {
         self.tasks.lock().remove(&task_key(pending));
         pending.task.lock().take()
@@ -809,11 +807,23 @@ impl DrainJobs {
     }
 }
 
-#[cfg(unix)]
 impl Drop for EventLoop {
+    fn drop(&mut self) {
+        // A task that never finished (its loop closed with nothing to tell us,
+        // say) and its call hold each other: let go of it.
+        for (_, pending) in self.tasks.get_mut().drain() {
+            pending.task.lock().take();
+        }
+        #[cfg(unix)]
+        self.unwatch_doorbell();
+    }
+}
+
+#[cfg(unix)]
+impl EventLoop {
     /// Unregister the doorbell on the loop thread (the selector is not thread
     /// safe), closing its socket only once the loop no longer watches it.
-    fn drop(&mut self) {
+    fn unwatch_doorbell(&mut self) {
         let Some(watched) = self.doorbell.get().and_then(|d| d.watched.lock().take()) else {
             return;
         };
