@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 /// Sleep until `deadline` on the high-resolution timer thread.
 pub fn sleep_until(deadline: Instant) -> PreciseSleep {
@@ -173,12 +173,10 @@ impl Timer {
                 sleeps = self.sleeps.lock();
                 continue;
             }
-            match sleeps.keys().next().map(|(deadline, _)| *deadline) {
-                Some(deadline) => {
-                    self.changed.wait_until(&mut sleeps, deadline);
-                }
-                None => self.changed.wait(&mut sleeps),
-            }
+            sleeps = match sleeps.keys().next().map(|(deadline, _)| *deadline) {
+                Some(deadline) => self.changed.wait_until(sleeps, deadline),
+                None => self.changed.wait(sleeps),
+            };
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use agent_triggers_core::TriggerRunner as CoreRunner;
 use agent_triggers_core::fault;
-use parking_lot::Mutex;
+use agent_triggers_core::sync::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};

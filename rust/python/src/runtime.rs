@@ -6,7 +6,7 @@
 //! of its own on first use instead (the inherited one is leaked, never dropped —
 //! dropping it would wait on threads that do not exist in the child).
 
-use parking_lot::Mutex;
+use agent_triggers_core::sync::Mutex;
 use pyo3::PyResult;
 use pyo3::exceptions::PyRuntimeError;
 use tokio::runtime::{Builder, Handle, Runtime};
