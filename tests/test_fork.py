@@ -314,12 +314,6 @@ def test_a_child_forked_before_any_runner_was_used() -> None:
     assert done.returncode == 0, f"exit code {done.returncode}:\n{done.stdout}\n{done.stderr}"
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="defect: in the child, stop() of a runner the parent had started waits forever "
-    "for tasks of the parent's loop (stop(timeout=...) returns)",
-)
 async def test_a_child_stopping_the_runner_it_inherited_started_gets_an_answer() -> None:
     async def python_trigger(ctx: TriggerContext) -> None:
         await asyncio.Event().wait()  # in flight until cancelled

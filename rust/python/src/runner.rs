@@ -43,6 +43,9 @@ pub struct TriggerRunner {
 
 /// What one `start()` set going.
 struct Running {
+    /// The process that started it: a child made by `fork()` inherits this
+    /// record but none of the threads its triggers run on.
+    pid: u32,
     core: CoreRunner,
     /// The `every` triggers, which run on the timer thread, not as tasks.
     schedules: Vec<Arc<Schedule>>,
@@ -52,6 +55,20 @@ struct Running {
 }
 
 impl Running {
+    /// Refuse to stop (or restart) a run from a forked child. Its tasks live
+    /// in the parent's tokio runtime and its Python calls on the parent's
+    /// loop, none of which runs here: a stop would wait for ever.
+    fn ensure_started_in_this_process(&self) -> PyResult<()> {
+        if self.pid == std::process::id() {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(
+            "the trigger runner was started in another process (before a fork): its \
+             triggers run there, on threads this process does not have, so it can be \
+             neither stopped nor started here. Make a new TriggerRunner in this process",
+        ))
+    }
+
     /// Cancel every trigger and wait until each has finished, Python cleanup
     /// included. Safe to call from several stops at once: each waits.
     async fn stop(&self) {
@@ -112,7 +129,8 @@ impl TriggerRunner {
     fn start_now(&self, py: Python<'_>) -> PyResult<()> {
         // The lock is not held while Python code runs (building the triggers
         // allocates, and a finalizer run by the GC may call back into us).
-        if self.running.lock().is_some() {
+        if let Some(run) = self.running.lock().as_ref() {
+            run.ensure_started_in_this_process()?;
             return Err(Self::already_started());
         }
         let event_loop = EventLoop::capture(py)?;
@@ -151,6 +169,7 @@ impl TriggerRunner {
             .map(|(spec, period)| periodic::start(spec, Arc::clone(&event_loop), period, started))
             .collect();
         *running = Some(Arc::new(Running {
+            pid: std::process::id(),
             core,
             schedules,
             event_loop,
@@ -170,6 +189,7 @@ impl TriggerRunner {
         let Some(run) = self.running.lock().clone() else {
             return Ok(());
         };
+        run.ensure_started_in_this_process()?;
         Python::attach(|py| run.event_loop.ensure_stoppable_from_here(py))?;
         let handle = runtime::handle()?;
         let slot = Arc::clone(&self.running);
@@ -250,7 +270,8 @@ impl TriggerRunner {
     /// Start every trigger as a task of the running event loop.
     ///
     /// Raises ``AlreadyStartedError`` if already started and not stopped since —
-    /// even if every trigger has already returned.
+    /// even if every trigger has already returned. In a forked child, a runner
+    /// the parent had started raises ``RuntimeError`` (see ``stop()``).
     async fn start(&self) -> PyResult<()> {
         Python::attach(|py| self.start_now(py))
     }
@@ -271,6 +292,12 @@ impl TriggerRunner {
     /// that loop runs (in its thread) or once it is closed; while it is stopped
     /// but not closed, ``stop()`` raises ``RuntimeError`` at once and stops
     /// nothing (the triggers' cleanup could not run until that loop does).
+    ///
+    /// In a child made by ``os.fork()``, a runner the parent had started (and
+    /// not stopped) can be neither stopped nor started: ``stop()`` and
+    /// ``start()`` raise ``RuntimeError`` at once. Its triggers run in the
+    /// parent, on threads the child does not have; the child makes a runner
+    /// of its own instead.
     #[pyo3(signature = (timeout = None))]
     async fn stop(&self, timeout: Option<StopTimeout>) -> PyResult<()> {
         self.stop_and_wait(timeout.map(|t| t.0)).await
