@@ -19,6 +19,10 @@
 //! then hang on it. A fork handler zeroes the count instead (the child has
 //! none of the parent's threads).
 //!
+//! Each native thread enters Python with a thread state of its own, made on
+//! its first entry (see [`crate::thread_state`]): a fork must not land while
+//! one is being made.
+//!
 //! pyo3's coroutine waker enters Python directly when woken, so futures
 //! awaited by a native coroutine are wrapped in [`WakeThroughGate`].
 
@@ -41,6 +45,16 @@ static INSIDE: AtomicUsize = AtomicUsize::new(0);
 /// May wait for the GIL; never call it while holding a lock the loop thread
 /// might wait for.
 pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    unless_shutting_down(|| {
+        crate::thread_state::ensure();
+        Python::try_attach(f)
+    })
+    .flatten()
+}
+
+/// Run `f`, which may enter Python, unless the interpreter is shutting down
+/// (then `None`); [`close`] waits for it to return.
+pub fn unless_shutting_down<R>(f: impl FnOnce() -> R) -> Option<R> {
     struct Leaving;
     impl Drop for Leaving {
         fn drop(&mut self) {
@@ -54,7 +68,7 @@ pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
     if !OPEN.load(Ordering::SeqCst) {
         return None;
     }
-    Python::try_attach(f)
+    Some(f())
 }
 
 /// The `atexit` hook: no tokio thread enters Python after this returns.
