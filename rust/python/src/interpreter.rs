@@ -35,6 +35,8 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use crate::fork_guard::ForkSafeDrop;
+
 /// `true` while tokio threads may enter Python.
 static OPEN: AtomicBool = AtomicBool::new(true);
 /// Entries under way (see [`with_python`]).
@@ -122,7 +124,8 @@ impl log::Log for GatedLogger {
 /// A future whose waker enters Python only through the gate (see module docs).
 pub struct WakeThroughGate<F>(pub F);
 
-struct GatedWaker(Waker);
+/// The waker is let go of by whichever thread drops the last clone.
+struct GatedWaker(ForkSafeDrop<Waker>);
 
 impl Wake for GatedWaker {
     fn wake(self: Arc<Self>) {
@@ -140,7 +143,7 @@ impl<F: Future> Future for WakeThroughGate<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: structural pinning of the only field; it is never moved out.
         let inner = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
-        let waker = Waker::from(Arc::new(GatedWaker(cx.waker().clone())));
+        let waker = Waker::from(Arc::new(GatedWaker(ForkSafeDrop::new(cx.waker().clone()))));
         inner.poll(&mut Context::from_waker(&waker))
     }
 }

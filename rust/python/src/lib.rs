@@ -9,6 +9,7 @@ mod delivery;
 mod event_loop;
 mod every;
 mod file_watch;
+mod fork_guard;
 mod interpreter;
 mod logging;
 mod native;
@@ -32,6 +33,7 @@ pyo3::create_exception!(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install_bridge(m.py())?;
     interpreter::reset_in_forked_children();
+    fork_guard::install();
     thread_state::init(m.py());
     // Before finalization, stop tokio threads from entering Python.
     let close = wrap_pyfunction!(interpreter::close, m)?;

@@ -10,26 +10,21 @@
 //! hand-off to the loop, every wake-up), so about one fork in 150 did.
 //!
 //! So a native thread makes its thread state once, on its first entry
-//! ([`ensure`]), and keeps it until it ends, and both steps run under a fork
-//! guard: a `pthread_atfork` prepare handler waits until no thread is making
-//! or deleting one (neither needs the GIL, which the forking thread may hold),
-//! and holds back new ones until the fork is over. `PyGILState_Ensure` finds
-//! that thread state and only takes the GIL with it, as it does in a thread
-//! Python started.
+//! ([`ensure`]), and keeps it until it ends; both steps keep forks out (see
+//! [`crate::fork_guard`]). `PyGILState_Ensure` finds that thread state and
+//! only takes the GIL with it, as it does in a thread Python started.
 
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::fork_guard::excluding_forks;
+
 /// The interpreter our threads' thread states belong to (set at import).
 static INTERPRETER: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(ptr::null_mut());
-/// Threads making or deleting their thread state right now.
-static CHANGING: AtomicUsize = AtomicUsize::new(0);
-/// Forks under way (between their prepare and parent handlers).
-static FORKING: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// The thread state this thread made, deleted when the thread ends.
@@ -56,17 +51,16 @@ impl Drop for Own {
                 ffi::PyEval_RestoreThread(tstate);
                 ffi::PyThreadState_Clear(tstate);
                 ffi::PyEval_SaveThread();
-                changing_thread_states(|| ffi::PyThreadState_Delete(tstate));
+                excluding_forks(|| ffi::PyThreadState_Delete(tstate));
             }
         });
     }
 }
 
-/// Record the interpreter and install the fork guard; at import, attached.
+/// Record the interpreter; at import, attached.
 pub fn init(_attached: Python<'_>) {
     // SAFETY: attached (the token), as `PyInterpreterState_Get` requires.
     INTERPRETER.store(unsafe { ffi::PyInterpreterState_Get() }, Ordering::SeqCst);
-    guard_forks();
 }
 
 /// Give the calling thread a thread state of its own if it has none.
@@ -88,55 +82,7 @@ pub fn ensure() {
         // SAFETY: `PyThreadState_New` needs no GIL; it binds the new thread
         // state to this thread for `PyGILState_Ensure`, which will then
         // never delete it (it did not make it).
-        let tstate = unsafe { changing_thread_states(|| ffi::PyThreadState_New(interpreter)) };
+        let tstate = unsafe { excluding_forks(|| ffi::PyThreadState_New(interpreter)) };
         own.0.set(tstate);
     });
-}
-
-/// Run `change` (making or deleting a thread state) unless a fork is under
-/// way: then wait for it to be over first.
-fn changing_thread_states<R>(change: impl FnOnce() -> R) -> R {
-    loop {
-        // Counted before looking for a fork, and the fork counted before it
-        // looks at the count (all SeqCst): one of the two always sees the other.
-        CHANGING.fetch_add(1, Ordering::SeqCst);
-        if FORKING.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        CHANGING.fetch_sub(1, Ordering::SeqCst);
-        std::thread::yield_now();
-    }
-    let result = change();
-    CHANGING.fetch_sub(1, Ordering::SeqCst);
-    result
-}
-
-fn guard_forks() {
-    #[cfg(unix)]
-    {
-        extern "C" fn prepare() {
-            FORKING.fetch_add(1, Ordering::SeqCst);
-            // Each change is short and needs neither the GIL nor anything
-            // else the forking thread may hold.
-            while CHANGING.load(Ordering::SeqCst) > 0 {
-                std::thread::yield_now();
-            }
-        }
-        extern "C" fn in_parent() {
-            FORKING.fetch_sub(1, Ordering::SeqCst);
-        }
-        extern "C" fn in_child() {
-            // The child has none of the parent's threads, changing or forking.
-            FORKING.store(0, Ordering::SeqCst);
-            CHANGING.store(0, Ordering::SeqCst);
-        }
-        static REGISTERED: std::sync::Once = std::sync::Once::new();
-        REGISTERED.call_once(|| {
-            // SAFETY: the child handler only stores to atomics, which is
-            // async-signal-safe, as fork handlers in the child must be.
-            unsafe {
-                libc::pthread_atfork(Some(prepare), Some(in_parent), Some(in_child));
-            }
-        });
-    }
 }
