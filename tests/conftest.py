@@ -227,27 +227,3 @@ def bare_connection() -> BareConnection:
 @pytest.fixture
 def raising_connection() -> RaisingConnection:
     return RaisingConnection()
-
-
-# Defects these tests found and that are not fixed yet (each is named in the
-# closing note of the hardening issue). Strict: a fix makes the test pass and
-# the suite then fails until the entry is removed here.
-KNOWN_DEFECTS: dict[str, str] = {}
-
-
-def known_defect(name: str) -> str | None:
-    """The reason `name` is a known defect: a key is a test's name, or its name
-    and, in brackets, a part of its parameters' id."""
-    base, _, params = name.partition("[")
-    for key, reason in KNOWN_DEFECTS.items():
-        key_base, _, key_params = key.partition("[")
-        if key_base == base and key_params.rstrip("]") in params:
-            return reason
-    return None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        reason = known_defect(item.name)
-        if reason is not None:
-            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known defect: {reason}"))

@@ -64,7 +64,11 @@ class TriggerRunner:
         connection: Connection,
     ) -> None: ...
     async def start(self) -> None:
-        """Start every trigger; ``AlreadyStartedError`` if started and not stopped."""
+        """Start every trigger; ``AlreadyStartedError`` if started and not stopped.
+
+        In a forked child, a runner the parent had started raises ``RuntimeError``
+        (see ``stop()``).
+        """
     async def stop(self, timeout: Interval | None = None) -> None:
         """Cancel every trigger and return once each has finished its cleanup.
 
@@ -76,6 +80,11 @@ class TriggerRunner:
         or once it is closed; while that loop is stopped but not closed, with
         Python code of the runner under way there (a coroutine trigger always
         is), it raises ``RuntimeError`` at once and stops nothing.
+
+        In a child made by ``os.fork()``, a runner the parent had started (and not
+        stopped) can be neither stopped nor started: ``stop()`` and ``start()``
+        raise ``RuntimeError`` at once. Its triggers run in the parent, on threads
+        the child does not have; the child makes a runner of its own instead.
         """
     @property
     def is_running(self) -> bool:

@@ -23,6 +23,7 @@ mod once;
 mod precise_timer;
 mod runner;
 mod source;
+pub mod sync;
 mod ticker;
 mod trigger;
 mod wall_clock;

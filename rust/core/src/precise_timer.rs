@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 /// Sleep until `deadline` on the high-resolution timer thread.
 pub fn sleep_until(deadline: Instant) -> PreciseSleep {
@@ -173,12 +173,10 @@ impl Timer {
                 sleeps = self.sleeps.lock();
                 continue;
             }
-            match sleeps.keys().next().map(|(deadline, _)| *deadline) {
-                Some(deadline) => {
-                    self.changed.wait_until(&mut sleeps, deadline);
-                }
-                None => self.changed.wait(&mut sleeps),
-            }
+            sleeps = match sleeps.keys().next().map(|(deadline, _)| *deadline) {
+                Some(deadline) => self.changed.wait_until(sleeps, deadline),
+                None => self.changed.wait(sleeps),
+            };
         }
     }
 }
@@ -186,31 +184,43 @@ impl Timer {
 /// The timer of this process, started on first use — and again in a forked
 /// child, which inherits the memory but not the thread (a fork handler forgets
 /// the parent's timer; the old one is leaked, never dropped).
+///
+/// Published with a compare-and-swap, not under a lock: a fork while a parent
+/// thread held one would leave it held for ever in the child.
 fn timer() -> &'static Timer {
     static TIMER: AtomicPtr<Timer> = AtomicPtr::new(std::ptr::null_mut());
-    static START: Mutex<()> = Mutex::new(());
     let current = TIMER.load(Ordering::Acquire);
     if !current.is_null() {
         // SAFETY: only ever set to a leaked, never freed `Timer`.
         return unsafe { &*current };
     }
-    let _starting = START.lock();
-    let current = TIMER.load(Ordering::Acquire);
-    if !current.is_null() {
-        // SAFETY: as above.
-        return unsafe { &*current };
-    }
-    let timer: &'static Timer = Box::leak(Box::new(Timer {
+    // Before publishing: a fork right after must not inherit a timer with
+    // no thread.
+    forget_timer_in_forked_child(&TIMER);
+    let made = Box::into_raw(Box::new(Timer {
         sleeps: Mutex::new(BTreeMap::new()),
         changed: Condvar::new(),
         next_id: AtomicU64::new(0),
     }));
+    if let Err(other) = TIMER.compare_exchange(
+        std::ptr::null_mut(),
+        made,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // Another thread started the timer first.
+        // SAFETY: `made` was never published; this is its only owner.
+        drop(unsafe { Box::from_raw(made) });
+        // SAFETY: `other` was published: leaked, never freed.
+        return unsafe { &*other };
+    }
+    // SAFETY: published, never to be freed. Entries registered before the
+    // thread runs are found by its first look at the map.
+    let timer: &'static Timer = unsafe { &*made };
     std::thread::Builder::new()
         .name("agent-triggers-timer".into())
         .spawn(move || timer.run())
         .expect("could not start the agent-triggers timer thread");
-    forget_timer_in_forked_child(&TIMER);
-    TIMER.store(std::ptr::from_ref(timer).cast_mut(), Ordering::Release);
     timer
 }
 

@@ -3,8 +3,8 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use crate::sync::Mutex;
 use futures_util::FutureExt;
-use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tracing::error;
 

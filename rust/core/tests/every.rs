@@ -6,11 +6,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_triggers_core::sync::Mutex;
 use agent_triggers_core::{
     Error, Ticker, TriggerDelivery, TriggerRunner, every, every_with_delivery,
 };
 use common::MockConn;
-use parking_lot::Mutex;
 use tokio::time::Instant;
 
 const PERIOD: Duration = Duration::from_millis(10);

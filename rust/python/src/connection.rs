@@ -18,6 +18,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::arguments::type_name;
 use crate::event_loop::{CallArgs, CallSpec, EventLoop};
+use crate::fork_guard::ForkSafeDrop;
 use crate::interpreter::with_python;
 
 const SEND: &str = "send_trigger";
@@ -26,7 +27,7 @@ const WAIT_FOR_IDLE: &str = "wait_for_idle";
 
 /// A validated Python connection.
 pub struct PyConnection {
-    object: Py<PyAny>,
+    object: ForkSafeDrop<Py<PyAny>>,
     /// Which of the two send methods the object has.
     send: &'static str,
 }
@@ -46,7 +47,7 @@ impl PyConnection {
             )));
         };
         Ok(Self {
-            object: object.clone().unbind(),
+            object: ForkSafeDrop::new(object.clone().unbind()),
             send,
         })
     }
@@ -62,7 +63,7 @@ impl PyConnection {
     /// still in use.
     pub fn clone_ref(&self, py: Python<'_>) -> Self {
         Self {
-            object: self.object.clone_ref(py),
+            object: ForkSafeDrop::new(self.object.clone_ref(py)),
             send: self.send,
         }
     }
@@ -195,7 +196,7 @@ impl LoopConnection {
             Ok(Some(CallSpec::new(
                 name.into(),
                 Py::new(py, method)?.into_any(),
-                CallArgs::Given(PyTuple::new(py, args)?.unbind()),
+                CallArgs::Given(ForkSafeDrop::new(PyTuple::new(py, args)?.unbind())),
             )))
         })
         .ok_or_else(|| CoreError::other("the Python interpreter is shutting down"))?

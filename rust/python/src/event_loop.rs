@@ -33,7 +33,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use agent_triggers_core::sync::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -50,13 +50,17 @@ use agent_triggers_core::{Event, LOG_TARGET, TriggerDelivery, fault};
 
 use crate::connection::{PyConnection, ensure_awaitable};
 use crate::context::TriggerContext;
+use crate::fork_guard::ForkSafeDrop;
 use crate::native::event_args;
 
 /// One Python call to make on the loop: `callable(*args)`, then await its result.
+///
+/// Like every holder of Python references here that a tokio thread may let go
+/// of, its references are in [`ForkSafeDrop`]s.
 pub struct CallSpec {
     /// What the call is, for error messages: the trigger's name.
     pub name: Arc<str>,
-    pub callable: Py<PyAny>,
+    pub callable: ForkSafeDrop<Py<PyAny>>,
     pub args: CallArgs,
     /// How many calls of this spec have yet to finish (see [`InFlightMark`]):
     /// how a stop that gives up names the triggers it left running.
@@ -65,13 +69,13 @@ pub struct CallSpec {
 
 /// The arguments of a [`CallSpec`].
 pub enum CallArgs {
-    Given(Py<PyTuple>),
+    Given(ForkSafeDrop<Py<PyTuple>>),
     /// `(ctx,)`: the trigger's own `TriggerContext`, made on its first call —
     /// an idle trigger (say, hourly) holds no Python objects for it.
     Context {
         connection: Arc<PyConnection>,
         delivery: TriggerDelivery,
-        made: OnceLock<Py<PyTuple>>,
+        made: OnceLock<ForkSafeDrop<Py<PyTuple>>>,
     },
 }
 
@@ -90,7 +94,7 @@ impl CallSpec {
     pub fn new(name: Arc<str>, callable: Py<PyAny>, args: CallArgs) -> Self {
         Self {
             name,
-            callable,
+            callable: ForkSafeDrop::new(callable),
             args,
             in_flight: AtomicUsize::new(0),
         }
@@ -117,7 +121,7 @@ impl CallSpec {
                     Bound::new(py, TriggerContext::with_delivery(py, connection, *delivery))?;
                 let args = PyTuple::new(py, [context])?;
                 // Only the loop thread makes it (holding the GIL): no race.
-                let _ = made.set(args.clone().unbind());
+                let _ = made.set(ForkSafeDrop::new(args.clone().unbind()));
                 Ok(args)
             }
         }
@@ -125,10 +129,10 @@ impl CallSpec {
 
     /// Show the garbage collector the Python objects this call holds.
     pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.callable)?;
+        visit.call(&*self.callable)?;
         match &self.args {
-            CallArgs::Given(args) => visit.call(args),
-            CallArgs::Context { made, .. } => visit.call(made.get()),
+            CallArgs::Given(args) => visit.call(&**args),
+            CallArgs::Context { made, .. } => visit.call(made.get().map(|args| &**args)),
         }
     }
 }
@@ -140,7 +144,7 @@ pub type CallOutcome = Result<(), PyErr>;
 /// The asyncio loop (and contextvars) of one `start()`, and the queue of work
 /// waiting to be handed to it.
 pub struct EventLoop {
-    locals: TaskLocals,
+    locals: ForkSafeDrop<TaskLocals>,
     tracker: TaskTracker,
     queue: Mutex<Queue>,
     /// The calls whose asyncio task has yet to finish, by address: what a
@@ -210,7 +214,7 @@ struct PendingCall {
     /// The event this call answers: its arguments follow the spec's.
     event: Event,
     /// The asyncio task once launched, until it finishes.
-    task: Mutex<Option<Py<PyAny>>>,
+    task: Mutex<Option<ForkSafeDrop<Py<PyAny>>>>,
     /// When the callable was called.
     launched: Mutex<Option<Instant>>,
     finished: Mutex<Option<Finished>>,
@@ -327,7 +331,7 @@ impl EventLoop {
     pub fn capture(py: Python<'_>) -> PyResult<Arc<Self>> {
         let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
         let this = Arc::new(Self {
-            locals,
+            locals: ForkSafeDrop::new(locals),
             tracker: TaskTracker::new(),
             queue: Mutex::new(Queue::default()),
             tasks: Mutex::new(HashMap::new()),
@@ -639,7 +643,7 @@ impl EventLoop {
     }
 
     /// Let go of `pending`'s task: it finished, or will never tell us it has.
-    fn forget_task(&self, pending: &Arc<PendingCall>) -> Option<Py<PyAny>> {
+    fn forget_task(&self, pending: &Arc<PendingCall>) -> Option<ForkSafeDrop<Py<PyAny>>> {
         self.tasks.lock().remove(&task_key(pending));
         pending.task.lock().take()
     }
@@ -753,7 +757,7 @@ impl EventLoop {
                 return Ok(());
             }
         };
-        *pending.task.lock() = Some(task.clone().unbind());
+        *pending.task.lock() = Some(ForkSafeDrop::new(task.clone().unbind()));
         self.tasks
             .lock()
             .insert(task_key(&pending), Arc::clone(&pending));

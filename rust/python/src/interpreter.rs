@@ -19,6 +19,10 @@
 //! then hang on it. A fork handler zeroes the count instead (the child has
 //! none of the parent's threads).
 //!
+//! Each native thread enters Python with a thread state of its own, made on
+//! its first entry (see [`crate::thread_state`]): a fork must not land while
+//! one is being made.
+//!
 //! pyo3's coroutine waker enters Python directly when woken, so futures
 //! awaited by a native coroutine are wrapped in [`WakeThroughGate`].
 
@@ -31,6 +35,8 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use crate::fork_guard::ForkSafeDrop;
+
 /// `true` while tokio threads may enter Python.
 static OPEN: AtomicBool = AtomicBool::new(true);
 /// Entries under way (see [`with_python`]).
@@ -41,6 +47,16 @@ static INSIDE: AtomicUsize = AtomicUsize::new(0);
 /// May wait for the GIL; never call it while holding a lock the loop thread
 /// might wait for.
 pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    unless_shutting_down(|| {
+        crate::thread_state::ensure();
+        Python::try_attach(f)
+    })
+    .flatten()
+}
+
+/// Run `f`, which may enter Python, unless the interpreter is shutting down
+/// (then `None`); [`close`] waits for it to return.
+pub fn unless_shutting_down<R>(f: impl FnOnce() -> R) -> Option<R> {
     struct Leaving;
     impl Drop for Leaving {
         fn drop(&mut self) {
@@ -54,7 +70,7 @@ pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
     if !OPEN.load(Ordering::SeqCst) {
         return None;
     }
-    Python::try_attach(f)
+    Some(f())
 }
 
 /// The `atexit` hook: no tokio thread enters Python after this returns.
@@ -108,7 +124,8 @@ impl log::Log for GatedLogger {
 /// A future whose waker enters Python only through the gate (see module docs).
 pub struct WakeThroughGate<F>(pub F);
 
-struct GatedWaker(Waker);
+/// The waker is let go of by whichever thread drops the last clone.
+struct GatedWaker(ForkSafeDrop<Waker>);
 
 impl Wake for GatedWaker {
     fn wake(self: Arc<Self>) {
@@ -126,7 +143,7 @@ impl<F: Future> Future for WakeThroughGate<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: structural pinning of the only field; it is never moved out.
         let inner = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
-        let waker = Waker::from(Arc::new(GatedWaker(cx.waker().clone())));
+        let waker = Waker::from(Arc::new(GatedWaker(ForkSafeDrop::new(cx.waker().clone()))));
         inner.poll(&mut Context::from_waker(&waker))
     }
 }

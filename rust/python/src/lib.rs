@@ -9,6 +9,7 @@ mod delivery;
 mod event_loop;
 mod every;
 mod file_watch;
+mod fork_guard;
 mod interpreter;
 mod logging;
 mod native;
@@ -16,6 +17,7 @@ mod once;
 mod periodic;
 mod runner;
 mod runtime;
+mod thread_state;
 mod trigger;
 
 use pyo3::prelude::*;
@@ -31,6 +33,8 @@ pyo3::create_exception!(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install_bridge(m.py())?;
     interpreter::reset_in_forked_children();
+    fork_guard::install();
+    thread_state::init(m.py());
     // Before finalization, stop tokio threads from entering Python.
     let close = wrap_pyfunction!(interpreter::close, m)?;
     m.py()

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use agent_triggers_core::sync::Mutex;
 use agent_triggers_core::{
     CronSchedule, Deadline, Event, EventSource as CoreSource, FileChange, FileChangeKind,
     FileWatcher, OneShot, SourceFactory, SystemClock, Ticker, TriggerDelivery,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_triggers_core::sync::Mutex;
 use agent_triggers_core::{Event, TimerKey, call_at, next_due};
-use parking_lot::Mutex;
 
 use crate::event_loop::{CallOutcome, CallSpec, EventLoop, InFlight};
 use crate::interpreter::with_python;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use agent_triggers_core::TriggerRunner as CoreRunner;
 use agent_triggers_core::fault;
-use parking_lot::Mutex;
+use agent_triggers_core::sync::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
@@ -44,6 +44,9 @@ pub struct TriggerRunner {
 
 /// What one `start()` set going.
 struct Running {
+    /// The process that started it: a child made by `fork()` inherits this
+    /// record but none of the threads its triggers run on.
+    pid: u32,
     core: CoreRunner,
     /// The `every` triggers, which run on the timer thread, not as tasks.
     schedules: Vec<Arc<Schedule>>,
@@ -56,6 +59,20 @@ struct Running {
 }
 
 impl Running {
+    /// Refuse to stop (or restart) a run from a forked child. Its tasks live
+    /// in the parent's tokio runtime and its Python calls on the parent's
+    /// loop, none of which runs here: a stop would wait for ever.
+    fn ensure_started_in_this_process(&self) -> PyResult<()> {
+        if self.pid == std::process::id() {
+            return Ok(());
+        }
+        Err(PyRuntimeError::new_err(
+            "the trigger runner was started in another process (before a fork): its \
+             triggers run there, on threads this process does not have, so it can be \
+             neither stopped nor started here. Make a new TriggerRunner in this process",
+        ))
+    }
+
     /// Cancel every trigger and wait until each has finished, Python cleanup
     /// included. Safe to call from several stops at once: each waits.
     async fn stop(&self) {
@@ -116,8 +133,14 @@ impl TriggerRunner {
     fn start_now(&self, py: Python<'_>) -> PyResult<()> {
         // The lock is not held while Python code runs (building the triggers
         // allocates, and a finalizer run by the GC may call back into us).
-        if is_started(&self.running.lock()) {
-            return Err(Self::already_started());
+        {
+            let running = self.running.lock();
+            if let Some(run) = running.as_ref() {
+                run.ensure_started_in_this_process()?;
+            }
+            if is_started(&running) {
+                return Err(Self::already_started());
+            }
         }
         let event_loop = EventLoop::capture(py)?;
         let built = self
@@ -156,6 +179,7 @@ impl TriggerRunner {
             .collect();
         let ended = CancellationToken::new();
         let run = Arc::new(Running {
+            pid: std::process::id(),
             core,
             schedules,
             event_loop,
@@ -182,6 +206,7 @@ impl TriggerRunner {
         let Some(run) = self.running.lock().clone() else {
             return Ok(());
         };
+        run.ensure_started_in_this_process()?;
         Python::attach(|py| run.event_loop.ensure_stoppable_from_here(py))?;
         let handle = runtime::handle()?;
         let slot = Arc::clone(&self.running);
@@ -293,7 +318,8 @@ impl TriggerRunner {
     /// Start every trigger as a task of the running event loop.
     ///
     /// Raises ``AlreadyStartedError`` if already started and not stopped since —
-    /// even if every trigger has already returned.
+    /// even if every trigger has already returned. In a forked child, a runner
+    /// the parent had started raises ``RuntimeError`` (see ``stop()``).
     async fn start(&self) -> PyResult<()> {
         Python::attach(|py| self.start_now(py))
     }
@@ -315,6 +341,12 @@ impl TriggerRunner {
     /// but not closed, with Python code of the runner under way there (a
     /// coroutine trigger always is), ``stop()`` raises ``RuntimeError`` at once
     /// and stops nothing: that code's cleanup cannot run until the loop does.
+    ///
+    /// In a child made by ``os.fork()``, a runner the parent had started (and
+    /// not stopped) can be neither stopped nor started: ``stop()`` and
+    /// ``start()`` raise ``RuntimeError`` at once. Its triggers run in the
+    /// parent, on threads the child does not have; the child makes a runner
+    /// of its own instead.
     #[pyo3(signature = (timeout = None))]
     async fn stop(&self, timeout: Option<StopTimeout>) -> PyResult<()> {
         self.stop_and_wait(timeout.map(|t| t.0)).await
