@@ -154,10 +154,14 @@ class Tally:
     def call(self, now: float) -> None:
         index = self.index
         due = self.origin + index * self.interval
-        if now < due - EARLY_TOLERANCE and self.last_skipped:
+        if now < due and self.last_skipped:
             # The last call was counted a hair later than the core saw it launch (its
             # entry here comes after the launch): it skipped fewer ticks than counted.
-            back = min(self.last_skipped, math.ceil((due - EARLY_TOLERANCE - now) / self.interval))
+            # No call comes before its tick (this grid starts before the core's), so
+            # any call before `due` here is for an earlier one — also within
+            # EARLY_TOLERANCE of it: counted as on time for this tick, it put every
+            # later call of the trigger one tick ahead, as early.
+            back = min(self.last_skipped, math.ceil((due - now) / self.interval))
             index -= back
             self.skipped -= self._in_window(index, back)
             self.last_skipped -= back
