@@ -87,6 +87,18 @@ class Cycle:
             missing = sorted(set(self.required) - set(self.ran))
             pytest.fail(f"triggers {missing} did not run within {CYCLE_TIMEOUT} s")
 
+    async def run(self, runner: TriggerRunner) -> None:
+        """Start `runner` (anew: what an earlier run recorded is forgotten), wait
+        until every required trigger has run, stop it."""
+        self.ran.clear()
+        self.all_ran.clear()
+        await runner.start()
+        try:
+            await self.wait()
+        finally:
+            await runner.stop()
+        assert not runner.is_running
+
 
 class Looping(Trigger):
     """A class-based trigger: delivers, then keeps delivering until cancelled."""
@@ -161,13 +173,7 @@ def build_triggers(cycle: Cycle) -> list[TriggerItem]:
 async def one_cycle() -> None:
     """Build a runner, start it, wait until every trigger has run, stop it, drop it."""
     cycle = Cycle()
-    runner = TriggerRunner(build_triggers(cycle), FakeConnection())
-    await runner.start()
-    try:
-        await cycle.wait()
-    finally:
-        await runner.stop()
-    assert not runner.is_running
+    await cycle.run(TriggerRunner(build_triggers(cycle), FakeConnection()))
 
 
 def rss_bytes() -> int:
@@ -228,14 +234,7 @@ async def test_one_runner_restarted_5000_times_grows_neither_memory_nor_objects(
 
     async def restart() -> None:
         # The triggers are the same objects each time; only the bookkeeping is new.
-        cycle.ran.clear()
-        cycle.all_ran.clear()
-        await runner.start()
-        try:
-            await cycle.wait()
-        finally:
-            await runner.stop()
-        assert not runner.is_running
+        await cycle.run(runner)
 
     await assert_flat_over_cycles(restart, "restarts")
 
@@ -273,12 +272,7 @@ async def test_runners_contexts_triggers_and_callbacks_are_freed_after_stop_and_
     connection = FakeConnection()
     runner = TriggerRunner(triggers, connection)
     refs = weak_references(runner, triggers, connection)
-    await runner.start()
-    try:
-        await cycle.wait()
-    finally:
-        await runner.stop()
-    assert not runner.is_running
+    await cycle.run(runner)
     refs.update(weak_contexts(cycle))
     # 20 triggers, 8 native callbacks, at least 18 contexts, the runner, the connection
     assert len(refs) >= 20 + 8 + REQUIRED + 2
