@@ -179,12 +179,10 @@ impl Drop for Reader {
     /// keep-alive reference, so a loop closed under a started runner does not
     /// keep it alive forever.
     fn drop(&mut self) {
+        // Dropped by the loop's own thread as it closes (the GIL is held): at
+        // once, not later from a tokio thread during interpreter exit.
         if let Some(event_loop) = self.event_loop.upgrade() {
-            // Dropped by the loop's own thread as it closes (the GIL is held):
-            // at once, not later from a tokio thread during interpreter exit.
-            crate::interpreter::with_python(|py| event_loop.abandon_tasks(py));
-            event_loop.abandon_queue();
-            event_loop.closed.cancel();
+            event_loop.has_closed();
         }
     }
 }
@@ -466,9 +464,7 @@ impl EventLoop {
                 // doorbell cannot tell: look, now and then.
                 () = tokio::time::sleep(Duration::from_millis(100)) => {
                     if self.is_closed() {
-                        crate::interpreter::with_python(|py| self.abandon_tasks(py));
-                        self.abandon_queue();
-                        self.closed.cancel();
+                        self.has_closed();
                     }
                 }
             }
@@ -488,8 +484,7 @@ impl EventLoop {
         {
             return Ok(());
         }
-        let is = |state: &Bound<'_, PyString>| own.call_method0(state)?.is_truthy();
-        if is(intern!(py, "is_running"))? || is(intern!(py, "is_closed"))? {
+        if self.loop_is(intern!(py, "is_running"))? || self.loop_is(intern!(py, "is_closed"))? {
             return Ok(());
         }
         Err(PyRuntimeError::new_err(
@@ -500,14 +495,23 @@ impl EventLoop {
     }
 
     fn is_closed(&self) -> bool {
-        crate::interpreter::with_python(|py| {
-            self.locals
-                .event_loop(py)
-                .call_method0(intern!(py, "is_closed"))
-                .and_then(|closed| closed.is_truthy())
-                .unwrap_or(true)
-        })
-        .unwrap_or(true)
+        crate::interpreter::with_python(|py| self.loop_is(intern!(py, "is_closed")).unwrap_or(true))
+            .unwrap_or(true)
+    }
+
+    /// Ask the loop `is_running()` or `is_closed()`.
+    fn loop_is(&self, state: &Bound<'_, PyString>) -> PyResult<bool> {
+        let py = state.py();
+        self.locals.event_loop(py).call_method0(state)?.is_truthy()
+    }
+
+    /// The loop is closed: what was launched on it or queued for it can never
+    /// run, and whoever waits for [`closing`](Self::closing) learns it — last,
+    /// so that a stop it sets going finds the tasks already let go of.
+    fn has_closed(self: &Arc<Self>) {
+        crate::interpreter::with_python(|py| self.abandon_tasks(py));
+        self.abandon_queue();
+        self.closed.cancel();
     }
 
     /// Whether the loop is known to be closed (see [`closing`](Self::closing)).
