@@ -74,20 +74,19 @@ pub fn on_file_change(
     delivery: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<FileChangeTrigger>> {
     static FSPATH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let text = FSPATH.import(py, "os", "fspath")?.call1((path,));
-    // What os.fspath() refuses as a type is ours to name; anything else its
-    // __fspath__ raises is the caller's to see.
-    let text = match text {
-        Err(err) if !err.is_instance_of::<PyTypeError>(py) => return Err(err),
-        text => text
-            .ok()
-            .filter(|text| text.is_instance_of::<PyString>())
-            .ok_or_else(|| {
-                PyTypeError::new_err(format!(
-                    "path must be a str or os.PathLike, not {}",
-                    type_name(path)
-                ))
-            })?,
+    let not_a_path = || {
+        PyTypeError::new_err(format!(
+            "path must be a str or os.PathLike, not {}",
+            type_name(path)
+        ))
+    };
+    let text = match FSPATH.import(py, "os", "fspath")?.call1((path,)) {
+        Ok(text) if text.is_instance_of::<PyString>() => text,
+        // Bytes, or a type os.fspath() refuses: ours to name. Anything else
+        // its __fspath__ raises is the caller's to see.
+        Ok(_) => return Err(not_a_path()),
+        Err(err) if err.is_instance_of::<PyTypeError>(py) => return Err(not_a_path()),
+        Err(err) => return Err(err),
     };
     // A str the file system encoding cannot encode (a lone surrogate other
     // than the bytes os.fsdecode() spells as U+DC80..U+DCFF) names no file.
