@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_triggers import TriggerContext, TriggerRunner, cron, every, on_file_change
+from agent_triggers import TriggerContext, TriggerRunner, after, cron, every, on_file_change
 
 from conftest import FakeConnection, loop_factories, run_to_completion, wait_for
 
@@ -105,10 +105,10 @@ def test_a_runner_whose_loop_closed_has_stopped_and_starts_again_elsewhere(
 
 
 def test_a_call_launched_as_its_loop_stops_for_good_is_closed_not_left_unawaited() -> None:
-    # The trigger is launched (called) in the loop's last iteration: its
-    # coroutine gets a task whose first step never runs — what happens when a
-    # tick comes due as asyncio.run() ends. Once the loop is closed the call
-    # is over: the coroutine is closed unstarted, not found "never awaited"
+    # The callback is called (its coroutine made) in the loop's last
+    # iteration: its task's first step never runs — what happens when a tick
+    # comes due as asyncio.run() ends. Once the loop is closed the call is
+    # over: the coroutine is closed unstarted, not found "never awaited"
     # whenever the task is collected, and stop() ends at once. (asyncio's
     # loop only: uvloop still runs the step scheduled as it stops.)
     started: list[int] = []
@@ -117,25 +117,55 @@ def test_a_call_launched_as_its_loop_stops_for_good_is_closed_not_left_unawaited
     async def body() -> None:
         started.append(1)
 
-    def trigger(ctx: TriggerContext) -> Coroutine[None, None, None]:
+    def callback(ctx: TriggerContext) -> Coroutine[None, None, None]:
         asyncio.get_running_loop().stop()  # this iteration is the last
         coroutine = body()
         coroutines.append(weakref.ref(coroutine))
         return coroutine
 
     loop = asyncio.new_event_loop()
-    runner = TriggerRunner([trigger], FakeConnection())
+    runner = TriggerRunner([after(0, callback)], FakeConnection())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         starting = loop.create_task(runner.start())
-        loop.run_forever()  # until the trigger stops it
+        loop.run_forever()  # until the callback stops it
         assert starting.done()
         loop.close()
         asyncio.run(asyncio.wait_for(runner.stop(), 10))
         gc.collect()
-    assert coroutines, "the trigger was never launched"
+    assert coroutines, "the callback was never called"
     assert started == []
     assert [ref() for ref in coroutines] == [None], "the coroutine is still alive"
+    assert [str(w.message) for w in caught] == []
+
+
+def test_a_trigger_started_as_its_loop_stops_for_good_never_runs_and_warns_nothing() -> None:
+    # start() makes each coroutine trigger's task before it returns; the loop
+    # stops in that same iteration, so no task takes its first step. Once
+    # the loop is closed each is over, unstarted and quietly: no "coroutine
+    # was never awaited", no "Task was destroyed but it is pending", and
+    # stop() ends at once. (asyncio's loop only, as above.)
+    called: list[int] = []
+
+    async def trigger(ctx: TriggerContext) -> None:
+        called.append(1)
+
+    async def start_and_stop_the_loop(runner: TriggerRunner) -> None:
+        await runner.start()
+        asyncio.get_running_loop().stop()  # the triggers' first steps come after
+
+    loop = asyncio.new_event_loop()
+    runner = TriggerRunner([trigger, trigger], FakeConnection())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        starting = loop.create_task(start_and_stop_the_loop(runner))
+        loop.run_forever()
+        assert starting.done()
+        loop.close()
+        assert not runner.is_running
+        asyncio.run(asyncio.wait_for(runner.stop(), 10))
+        gc.collect()
+    assert called == []
     assert [str(w.message) for w in caught] == []
 
 

@@ -391,6 +391,23 @@ impl EventLoop {
         }
     }
 
+    /// On the loop thread: call `spec` and make the asyncio task it runs in
+    /// now, before returning (scheduled on the loop, none of its code run),
+    /// rather than at the loop's next wake-up. As [`call`](Self::call)
+    /// otherwise. An interrupt raised by the call is returned.
+    pub fn call_now(self: &Arc<Self>, py: Python<'_>, spec: Arc<CallSpec>) -> PyResult<PythonCall> {
+        let (tx, rx) = oneshot::channel();
+        let pending = self.pending(spec, Event::Tick, Completion::Future(tx));
+        let call = PythonCall {
+            event_loop: Arc::clone(self),
+            pending: Arc::clone(&pending),
+            rx,
+            done: false,
+        };
+        self.run_launch(py, pending)?;
+        Ok(call)
+    }
+
     /// Prepare a call of `spec` as an asyncio task, to be handed to the loop
     /// by [`Prepared::launch`]; `on_done` runs where it ends (see [`OnDone`]).
     /// Nothing waits in between: no task, no wake-up of another thread.

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use agent_triggers_core::Trigger as CoreTrigger;
 use agent_triggers_core::TriggerRunner as CoreRunner;
 use agent_triggers_core::fault;
 use agent_triggers_core::sync::Mutex;
@@ -18,7 +19,7 @@ use crate::event_loop::{CallSpec, EventLoop};
 use crate::interpreter::WakeThroughGate;
 use crate::periodic::{self, Schedule};
 use crate::runtime;
-use crate::trigger::{Built, Run, TriggerSpec};
+use crate::trigger::{Built, PythonTrigger, Run, TriggerSpec};
 
 /// Owns and runs a set of triggers against one connection.
 ///
@@ -50,6 +51,8 @@ struct Running {
     core: CoreRunner,
     /// The `every` triggers, which run on the timer thread, not as tasks.
     schedules: Vec<Arc<Schedule>>,
+    /// The coroutine triggers, whose asyncio tasks `start()` made.
+    coroutines: Vec<Arc<PythonTrigger>>,
     event_loop: Arc<EventLoop>,
     /// The Python calls the triggers make, for the garbage collector.
     calls: Vec<Arc<CallSpec>>,
@@ -78,6 +81,10 @@ impl Running {
     async fn stop(&self) {
         self.stop_schedules();
         self.core.stop().await;
+        // A core task aborted before its first poll never took its call over.
+        for coroutine in &self.coroutines {
+            coroutine.let_go();
+        }
         self.event_loop.wait_for_python_tasks().await;
     }
 
@@ -149,11 +156,18 @@ impl TriggerRunner {
             .map(|spec| spec.build(py, &self.connection, &event_loop))
             .collect::<PyResult<Vec<_>>>()?;
         let mut calls = Vec::with_capacity(built.len());
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<Arc<dyn CoreTrigger>> = Vec::new();
+        let mut coroutines = Vec::new();
         let mut periodic = Vec::new();
         for Built { spec, run } in built {
             match run {
                 Run::Task(trigger) => tasks.push(trigger),
+                Run::Coroutine(trigger) => {
+                    // In list order, before start() returns (see PythonTrigger).
+                    trigger.launch(py)?;
+                    tasks.push(Arc::clone(&trigger) as Arc<dyn CoreTrigger>);
+                    coroutines.push(trigger);
+                }
                 Run::Periodic(period) => periodic.push((Arc::clone(&spec), period)),
             }
             calls.push(spec);
@@ -182,6 +196,7 @@ impl TriggerRunner {
             pid: std::process::id(),
             core,
             schedules,
+            coroutines,
             event_loop,
             calls,
             _ended: ended.clone().drop_guard(),

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use agent_triggers_core::sync::Mutex;
+
 use agent_triggers_core::{
     Event, EventHandler, Result as CoreResult, Trigger as CoreTrigger,
     TriggerContext as CoreContext, TriggerDelivery, source_trigger,
@@ -22,7 +24,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::arguments::{str_argument, type_name};
 use crate::connection::PyConnection;
 use crate::delivery;
-use crate::event_loop::{CallArgs, CallSpec, EventLoop};
+use crate::event_loop::{CallArgs, CallSpec, EventLoop, PythonCall};
 use crate::native::{NativeTrigger, SourceSpec};
 
 /// One validated trigger of a runner.
@@ -117,14 +119,11 @@ impl TriggerSpec {
     ) -> PyResult<Built> {
         let args = CallArgs::context(Arc::clone(connection), self.delivery);
         let callable = match &self.kind {
-            Kind::Native { callback, .. } => callback,
-            Kind::Call { callable } => callable,
+            Kind::Native { callback, .. } => callback.clone_ref(py),
+            // Run inside `run_trigger`, which logs a failure in the step that raises.
+            Kind::Call { callable } => run_trigger(py, &self.name, callable)?,
         };
-        let spec = Arc::new(CallSpec::new(
-            Arc::clone(&self.name),
-            callable.clone_ref(py),
-            args,
-        ));
+        let spec = Arc::new(CallSpec::new(Arc::clone(&self.name), callable, args));
         let trigger: Arc<dyn CoreTrigger> = match &self.kind {
             // Periodic triggers wait on the timer thread, not as a task.
             Kind::Native {
@@ -149,11 +148,17 @@ impl TriggerSpec {
                 });
                 source_trigger(&*self.name, self.delivery, source.factory()?, handler)
             }
-            Kind::Call { .. } => Arc::new(PythonTrigger {
-                spec: Arc::clone(&spec),
-                delivery: self.delivery,
-                event_loop: Arc::clone(event_loop),
-            }),
+            Kind::Call { .. } => {
+                return Ok(Built {
+                    run: Run::Coroutine(Arc::new(PythonTrigger {
+                        spec: Arc::clone(&spec),
+                        delivery: self.delivery,
+                        event_loop: Arc::clone(event_loop),
+                        launched: Mutex::new(None),
+                    })),
+                    spec,
+                });
+            }
         };
         Ok(Built {
             spec,
@@ -181,16 +186,43 @@ pub struct Built {
 pub enum Run {
     /// As a task of the core runner.
     Task(Arc<dyn CoreTrigger>),
+    /// A coroutine trigger: its asyncio task made by `start()` itself (see
+    /// [`PythonTrigger::launch`]), then owned by a task of the core runner.
+    Coroutine(Arc<PythonTrigger>),
     /// As a schedule on the timer thread (`every`), every this long.
     Periodic(std::time::Duration),
 }
 
 /// A coroutine trigger: one asyncio task on the runner's loop, owned by the
 /// core task that awaits it. Aborting the core task cancels the asyncio task.
-struct PythonTrigger {
+///
+/// The asyncio task is made by `start()`, on the loop, before it returns
+/// ([`launch`](Self::launch)): after `await start(); await asyncio.sleep(0)`
+/// every coroutine trigger has run to its first `await`, as under
+/// Antigravity's runner. The core task then takes the call over.
+pub struct PythonTrigger {
     spec: Arc<CallSpec>,
     delivery: TriggerDelivery,
     event_loop: Arc<EventLoop>,
+    /// The call `launch` made, until the core task takes it — or a stop
+    /// that came first lets go of it (see [`let_go`](Self::let_go)).
+    launched: Mutex<Option<PythonCall>>,
+}
+
+impl PythonTrigger {
+    /// On the loop thread, in `start()`: make the trigger's asyncio task
+    /// (scheduled on the loop; none of its code has run yet).
+    pub fn launch(&self, py: Python<'_>) -> PyResult<()> {
+        let call = self.event_loop.call_now(py, Arc::clone(&self.spec))?;
+        *self.launched.lock() = Some(call);
+        Ok(())
+    }
+
+    /// Cancel the call if no core task took it (one aborted before its first
+    /// poll): nothing else would, and `stop()` waits for it to finish.
+    pub fn let_go(&self) {
+        drop(self.launched.lock().take());
+    }
 }
 
 #[async_trait]
@@ -204,11 +236,26 @@ impl CoreTrigger for PythonTrigger {
     }
 
     async fn run(&self, _ctx: CoreContext) -> CoreResult<()> {
-        // A failure is logged with its traceback there, rather than returned
-        // as a core error without one.
-        Arc::clone(&self.event_loop)
-            .call_and_report(Arc::clone(&self.spec), Event::Tick)
-            .await;
+        let Some(call) = self.launched.lock().take() else {
+            return Ok(());
+        };
+        // The trigger's own failures were logged by `run_trigger`; what is
+        // left is a failure to run it at all (say, a task factory that raised).
+        if let Err(err) = call.await {
+            crate::interpreter::with_python(|py| {
+                crate::logging::report_failure(py, &self.spec.name, err)
+            });
+        }
         Ok(())
     }
+}
+
+/// `functools.partial(run_trigger, name, callable)`: the trigger run inside
+/// `agent_triggers._trigger_task.run_trigger`.
+fn run_trigger(py: Python<'_>, name: &str, callable: &Py<PyAny>) -> PyResult<Py<PyAny>> {
+    static PARTIAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static RUN_TRIGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let run = RUN_TRIGGER.import(py, "agent_triggers._trigger_task", "run_trigger")?;
+    let partial = PARTIAL.import(py, "functools", "partial")?;
+    Ok(partial.call1((run, name, callable))?.unbind())
 }

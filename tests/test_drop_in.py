@@ -1,0 +1,161 @@
+"""Drop-in fidelity: what code written for Antigravity's triggers relies on.
+
+- ``await start()`` makes every coroutine trigger's task itself, on the calling
+  loop, in list order, before it returns: after one ``await asyncio.sleep(0)``
+  each has run to its first ``await``, and one that raised there is logged.
+
+(The real Antigravity ``Agent`` and Antigravity's own trigger tests are driven in
+``test_antigravity_agent.py`` and ``test_antigravity_peer.py``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from agent_triggers import TriggerContext, TriggerRunner, every
+from agent_triggers._core import NativeTrigger
+
+from conftest import FakeConnection, error_records, wait_for
+
+
+def recording(steps: list[str], name: str) -> Callable[[TriggerContext], Awaitable[None]]:
+    async def trigger(ctx: TriggerContext) -> None:
+        steps.append(f"{name} first step")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            steps.append(f"{name} cancelled")
+            raise
+
+    return trigger
+
+
+async def test_start_returns_with_each_trigger_a_task_run_to_its_first_await_in_list_order(
+    connection: FakeConnection,
+) -> None:
+    steps: list[str] = []
+    names = [f"t{i}" for i in range(6)]
+
+    async def tick(ctx: object) -> None:
+        steps.append("every")
+
+    triggers: list[Callable[[TriggerContext], Awaitable[None]] | NativeTrigger]
+    triggers = [recording(steps, name) for name in names]
+    triggers.insert(3, every(3600, tick))  # a native trigger keeps its schedule
+    runner = TriggerRunner(triggers, connection)
+    async with runner:
+        assert steps == []  # made, not run: start() itself awaits nothing
+        await asyncio.sleep(0)
+        assert steps == [f"{name} first step" for name in names]
+
+
+async def test_stop_right_after_start_cancels_each_trigger_at_its_first_await(
+    connection: FakeConnection,
+) -> None:
+    # Antigravity's test_stop_cancels_all_triggers, in this suite's terms.
+    steps: list[str] = []
+    runner = TriggerRunner([recording(steps, "a"), recording(steps, "b")], connection)
+    await runner.start()
+    await asyncio.sleep(0)
+    await runner.stop()
+    assert steps[:2] == ["a first step", "b first step"]
+    assert sorted(steps[2:]) == ["a cancelled", "b cancelled"]  # in no set order
+    assert not runner.is_running
+
+
+async def test_stop_awaited_at_once_after_start_ends_every_trigger_quietly(
+    connection: FakeConnection,
+) -> None:
+    # No await in between: a trigger may take its first step while stop()
+    # waits (the cancellation travels through the runtime), and is then
+    # cancelled at its first await; one that took none is closed, never
+    # reported "never awaited" (warnings are errors in this suite).
+    steps: list[str] = []
+    runner = TriggerRunner([recording(steps, "a"), recording(steps, "b")], connection)
+    await runner.start()
+    await runner.stop()
+    for name in ("a", "b"):
+        assert [step for step in steps if step.startswith(name)] in (
+            [],
+            [f"{name} first step", f"{name} cancelled"],
+        )
+    assert not runner.is_running
+
+
+async def test_a_trigger_failing_in_its_first_step_is_logged_within_that_step(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    steps: list[str] = []
+
+    async def bad(ctx: TriggerContext) -> None:
+        raise ValueError("boom")
+
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+    async with TriggerRunner([bad, recording(steps, "good")], connection) as runner:
+        await asyncio.sleep(0)
+        assert [record.getMessage() for record in error_records(caplog)] == [
+            "trigger 'bad' failed: ValueError: boom"
+        ]
+        assert steps == ["good first step"]
+        assert runner.is_running
+
+
+async def test_a_trigger_that_is_not_async_is_logged_within_its_first_step(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    def not_async(ctx: TriggerContext) -> int:
+        return 42
+
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+    async with TriggerRunner([not_async], connection):  # type: ignore[list-item]
+        await asyncio.sleep(0)
+        assert [record.getMessage() for record in error_records(caplog)] == [
+            "trigger 'not_async' failed: TypeError: trigger 'not_async' must return an "
+            "awaitable (is it an async def?), got int"
+        ]
+
+
+async def test_a_cancelled_error_the_trigger_raises_itself_is_its_failure(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def gives_up(ctx: TriggerContext) -> None:
+        raise asyncio.CancelledError("nobody asked")
+
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+    async with TriggerRunner([gives_up], connection):
+        await wait_for(lambda: error_records(caplog))
+    [record] = error_records(caplog)
+    assert record.getMessage().startswith("trigger 'gives_up' failed: CancelledError")
+
+
+async def test_a_restart_makes_the_tasks_again_in_list_order(connection: FakeConnection) -> None:
+    steps: list[str] = []
+    runner = TriggerRunner([recording(steps, "a"), recording(steps, "b")], connection)
+    for _ in range(2):
+        steps.clear()
+        async with runner:
+            await asyncio.sleep(0)
+            assert steps == ["a first step", "b first step"]
+        assert sorted(steps[2:]) == ["a cancelled", "b cancelled"]
+
+
+async def test_each_trigger_runs_in_a_task_of_its_own_on_the_calling_loop(
+    connection: FakeConnection,
+) -> None:
+    seen: list[tuple[asyncio.Task[object] | None, asyncio.AbstractEventLoop]] = []
+
+    async def where(ctx: TriggerContext) -> None:
+        seen.append((asyncio.current_task(), asyncio.get_running_loop()))
+
+    async with TriggerRunner([where, where], connection):
+        await asyncio.sleep(0)
+    caller = asyncio.current_task()
+    assert len(seen) == 2
+    assert [loop for _, loop in seen] == [asyncio.get_running_loop()] * 2
+    tasks = {task for task, _ in seen}
+    assert len(tasks) == 2
+    assert caller not in tasks
