@@ -3,6 +3,8 @@
 - ``await start()`` makes every coroutine trigger's task itself, on the calling
   loop, in list order, before it returns: after one ``await asyncio.sleep(0)``
   each has run to its first ``await``, and one that raised there is logged.
+- Every trigger object the package returns is its own copy (``copy.copy`` and
+  ``copy.deepcopy`` return it): agent configs copy their trigger lists.
 
 (The real Antigravity ``Agent`` and Antigravity's own trigger tests are driven in
 ``test_antigravity_agent.py`` and ``test_antigravity_peer.py``.)
@@ -11,12 +13,15 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import datetime
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
-from agent_triggers import TriggerContext, TriggerRunner, every
+from agent_triggers import TriggerContext, TriggerRunner, after, at, cron, every, on_file_change
 from agent_triggers._core import NativeTrigger
 
 from conftest import FakeConnection, error_records, wait_for
@@ -159,3 +164,41 @@ async def test_each_trigger_runs_in_a_task_of_its_own_on_the_calling_loop(
     tasks = {task for task, _ in seen}
     assert len(tasks) == 2
     assert caller not in tasks
+
+
+def native_triggers(tmp_path: Path) -> list[object]:
+    async def callback(ctx: object, *changes: object) -> None:
+        pass
+
+    return [
+        every(1, callback),
+        after(1, callback),
+        at(datetime.datetime.now(datetime.timezone.utc), callback),
+        cron("*/5 * * * *", callback),
+        on_file_change(tmp_path, callback),
+    ]
+
+
+def test_every_native_trigger_is_its_own_copy(tmp_path: Path) -> None:
+    for trigger in native_triggers(tmp_path):
+        assert copy.copy(trigger) is trigger
+        assert copy.deepcopy(trigger) is trigger
+
+
+def test_a_deep_copied_config_holds_the_same_triggers(tmp_path: Path) -> None:
+    triggers = native_triggers(tmp_path)
+    config = {"triggers": triggers, "name": "agent"}
+    copied = copy.deepcopy(config)
+    assert copied["triggers"] is not triggers
+    assert all(a is b for a, b in zip(copied["triggers"], triggers, strict=True))
+
+
+async def test_a_copied_trigger_runs_as_the_original(connection: FakeConnection) -> None:
+    calls: list[str] = []
+
+    async def tick(ctx: object) -> None:
+        calls.append("tick")
+
+    trigger = copy.deepcopy(every(0.01, tick))
+    async with TriggerRunner([trigger], connection):
+        await wait_for(lambda: len(calls) >= 2)

@@ -233,6 +233,18 @@ impl NativeTrigger {
         self.callback.clone_ref(py)
     }
 
+    /// ``copy.copy(trig)`` is ``trig``: a trigger is a live handle (its
+    /// schedule, its watch, an ``at`` trigger's fired mark), not a value to
+    /// duplicate. Agent configs that copy their trigger lists keep it.
+    fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// ``copy.deepcopy(trig)`` is ``trig`` too (see ``__copy__``).
+    fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+        slf
+    }
+
     /// ``trig(ctx)``: a coroutine running the trigger until cancelled (or, for
     /// a one-shot, until its call is done), handing ``ctx`` (any object) to
     /// the callback as is.
