@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/ruff format --check python tests examples benchmarks
 	$(BIN)/mypy --strict
 	$(BIN)/pyright --pythonpath $(BIN)/python --project pyproject.toml
-	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/actionlint .github/workflows/*.yml
 
 test-rust:
 	cargo test --workspace --locked
@@ -52,7 +52,8 @@ test-wheel: $(BIN)/python
 	$(BIN)/maturin sdist --out $(DIST)
 	$(BIN)/python tests/check_wheel.py $(DIST)
 	$(PYTHON) -m venv .venv-wheel
-	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl pytest "pytest-asyncio>=1.4" pytest-timeout hypothesis uvloop
+	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl pytest "pytest-asyncio>=1.4" pytest-timeout hypothesis uvloop \
+		"google-antigravity>=0.1.22; python_version >= '3.10' and platform_machine != 'aarch64'"
 	.venv-wheel/bin/python -c "import agent_triggers as m; assert 'site-packages' in m.__file__, m.__file__"
 	.venv-wheel/bin/python -m pytest -q -p no:cacheprovider
 	$(PYTHON) -m venv .venv-sdist
