@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import platform
+import sys
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -41,6 +43,16 @@ def pytest_asyncio_loop_factories(
     (`optionalhook`) and runs the tests on asyncio's loop only.
     """
     return loop_factories()
+
+
+def antigravity_sdk_missing() -> str | None:
+    """Why google-antigravity cannot be installed here, or ``None``: then the dev
+    extras have installed it, and the tests that drive it must run, not skip."""
+    if sys.version_info < (3, 10):
+        return "google-antigravity needs Python 3.10+"
+    if platform.machine() == "aarch64":
+        return "google-antigravity publishes no aarch64 Linux wheel"
+    return None
 
 
 def run_to_completion(factory: LoopFactory, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
