@@ -113,6 +113,10 @@ class NativeTrigger:
     def callback(self) -> Callable[..., Awaitable[object]]: ...
     def __call__(self, ctx: Any) -> Coroutine[Any, Any, None]:
         """A coroutine running the trigger on its own until cancelled (or done)."""
+    def __copy__(self) -> Self:
+        """The trigger itself: a trigger is a live handle, not a value."""
+    def __deepcopy__(self, memo: dict[int, Any], /) -> Self:
+        """The trigger itself (see ``__copy__``)."""
     def _source(self) -> EventSource: ...
 
 @final
