@@ -28,7 +28,7 @@ use std::os::fd::AsRawFd;
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -216,6 +216,9 @@ struct PendingCall {
     /// When the callable was called.
     launched: Mutex<Option<Instant>>,
     finished: Mutex<Option<Finished>>,
+    /// Its task was asked to cancel: it is asked once, whoever asks first (a
+    /// stop on the loop thread, or the cancel job of a dropped call).
+    cancel_asked: AtomicBool,
 }
 
 /// Held until the Python side of a call is over: tells whoever waits for it,
@@ -256,6 +259,19 @@ enum Completion {
 }
 
 impl PendingCall {
+    /// On the loop thread: cancel the call's task, unless that was asked already.
+    fn cancel_task(&self, py: Python<'_>) {
+        if self.cancel_asked.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Cloned out first: cancel() may run done-callbacks at once, and those
+        // take the same lock.
+        let task = self.task.lock().as_ref().map(|t| t.clone_ref(py));
+        if let Some(task) = task {
+            let _ = task.bind(py).call_method0(intern!(py, "cancel"));
+        }
+    }
+
     /// Resolve the call. Returns the outcome when nobody is left to receive it
     /// (the Rust side was dropped: the trigger was stopped).
     fn finish(&self, outcome: CallOutcome) -> Option<CallOutcome> {
@@ -408,6 +424,12 @@ impl EventLoop {
         Ok(call)
     }
 
+    /// Whether this loop is the calling thread's running loop.
+    pub fn is_running_here(&self, py: Python<'_>) -> bool {
+        pyo3_async_runtimes::get_running_loop(py)
+            .is_ok_and(|here| here.is(self.locals.event_loop(py)))
+    }
+
     /// Prepare a call of `spec` as an asyncio task, to be handed to the loop
     /// by [`Prepared::launch`]; `on_done` runs where it ends (see [`OnDone`]).
     /// Nothing waits in between: no task, no wake-up of another thread.
@@ -454,6 +476,7 @@ impl EventLoop {
             task: Mutex::new(None),
             launched: Mutex::new(None),
             finished: Mutex::new(Some(finished)),
+            cancel_asked: AtomicBool::new(false),
         })
     }
 
@@ -495,10 +518,7 @@ impl EventLoop {
     /// stopped but not closed — it may run again, it may not — would leave
     /// the stop waiting for its calls, perhaps for ever.
     pub fn ensure_stoppable_from_here(&self, py: Python<'_>) -> PyResult<()> {
-        let own = self.locals.event_loop(py);
-        if !self.has_python_tasks()
-            || pyo3_async_runtimes::get_running_loop(py).is_ok_and(|here| here.is(&own))
-        {
+        if !self.has_python_tasks() || self.is_running_here(py) {
             return Ok(());
         }
         if self.loop_is(intern!(py, "is_running"))? || self.loop_is(intern!(py, "is_closed"))? {
@@ -708,16 +728,9 @@ impl EventLoop {
                         }
                     }
                 }
-                Job::Cancel(pending) => {
-                    // Launch jobs run before the cancel jobs queued after them,
-                    // so a launched task is always found here.
-                    // Cloned out first: cancel() may run done-callbacks at once,
-                    // and those take the same lock.
-                    let task = pending.task.lock().as_ref().map(|t| t.clone_ref(py));
-                    if let Some(task) = task {
-                        let _ = task.bind(py).call_method0(intern!(py, "cancel"));
-                    }
-                }
+                // Launch jobs run before the cancel jobs queued after them,
+                // so a launched task is always found here.
+                Job::Cancel(pending) => pending.cancel_task(py),
             }
         }
         interrupt.map_or(Ok(()), Err)
@@ -948,6 +961,18 @@ fn report_unreceived(py: Python<'_>, pending: &PendingCall, outcome: CallOutcome
     }
 }
 
+/// What [`PythonCall::handle`] gives: a way to cancel the call's task now.
+pub struct CallHandle(Arc<PendingCall>);
+
+impl CallHandle {
+    /// On the loop thread: cancel the call's task at once (if it has yet to
+    /// finish); the cancel a dropped [`PythonCall`] queues is then not
+    /// repeated, so the task is cancelled once.
+    pub fn cancel_now(&self, py: Python<'_>) {
+        self.0.cancel_task(py);
+    }
+}
+
 /// A Python call running on the loop (see [`EventLoop::call`]).
 ///
 /// Resolves with the call's outcome once its asyncio task has finished.
@@ -958,6 +983,13 @@ pub struct PythonCall {
     pending: Arc<PendingCall>,
     rx: oneshot::Receiver<CallOutcome>,
     done: bool,
+}
+
+impl PythonCall {
+    /// A handle that can cancel the call while someone else awaits it.
+    pub fn handle(&self) -> CallHandle {
+        CallHandle(Arc::clone(&self.pending))
+    }
 }
 
 impl Future for PythonCall {

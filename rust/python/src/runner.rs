@@ -222,7 +222,17 @@ impl TriggerRunner {
             return Ok(());
         };
         run.ensure_started_in_this_process()?;
-        Python::attach(|py| run.event_loop.ensure_stoppable_from_here(py))?;
+        Python::attach(|py| {
+            run.event_loop.ensure_stoppable_from_here(py)?;
+            // On the runner's own loop, the coroutine triggers are cancelled
+            // before this stop first waits (elsewhere, by their tokio tasks).
+            if run.event_loop.is_running_here(py) {
+                for coroutine in &run.coroutines {
+                    coroutine.cancel_now(py);
+                }
+            }
+            PyResult::Ok(())
+        })?;
         let handle = runtime::handle()?;
         let slot = Arc::clone(&self.running);
         let stopping = {

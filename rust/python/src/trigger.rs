@@ -5,7 +5,7 @@
 //! that takes the context and returns an awaitable. Each is classified once,
 //! when the runner is built, so a bad item fails there with its index.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use agent_triggers_core::sync::Mutex;
 
@@ -24,7 +24,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::arguments::{str_argument, type_name};
 use crate::connection::PyConnection;
 use crate::delivery;
-use crate::event_loop::{CallArgs, CallSpec, EventLoop, PythonCall};
+use crate::event_loop::{CallArgs, CallHandle, CallSpec, EventLoop, PythonCall};
 use crate::native::{NativeTrigger, SourceSpec};
 
 /// One validated trigger of a runner.
@@ -155,6 +155,7 @@ impl TriggerSpec {
                         delivery: self.delivery,
                         event_loop: Arc::clone(event_loop),
                         launched: Mutex::new(None),
+                        handle: OnceLock::new(),
                     })),
                     spec,
                 });
@@ -207,6 +208,8 @@ pub struct PythonTrigger {
     /// The call `launch` made, until the core task takes it — or a stop
     /// that came first lets go of it (see [`let_go`](Self::let_go)).
     launched: Mutex<Option<PythonCall>>,
+    /// Cancels that call, whoever holds it.
+    handle: OnceLock<CallHandle>,
 }
 
 impl PythonTrigger {
@@ -214,8 +217,18 @@ impl PythonTrigger {
     /// (scheduled on the loop; none of its code has run yet).
     pub fn launch(&self, py: Python<'_>) -> PyResult<()> {
         let call = self.event_loop.call_now(py, Arc::clone(&self.spec))?;
+        let _ = self.handle.set(call.handle());
         *self.launched.lock() = Some(call);
         Ok(())
+    }
+
+    /// On the loop thread, in `stop()`: cancel the trigger's task now, before
+    /// the stop's first wait, as Antigravity's runner does: a trigger stopped
+    /// right after `start()` never runs.
+    pub fn cancel_now(&self, py: Python<'_>) {
+        if let Some(handle) = self.handle.get() {
+            handle.cancel_now(py);
+        }
     }
 
     /// Cancel the call if no core task took it (one aborted before its first
