@@ -97,6 +97,37 @@ async def test_send_when_idle_never_sends_mid_turn_and_sends_once_idle(
         task.cancel()
 
 
+class CountingWaits(FakeConnection):
+    """Mid-turn at first; counts the calls of `wait_for_idle`."""
+
+    def __init__(self) -> None:
+        super().__init__(idle=False)
+        self.waits = 0
+
+    async def wait_for_idle(self) -> None:
+        self.waits += 1
+        await super().wait_for_idle()
+
+
+async def test_send_when_idle_waits_again_when_a_turn_begins_before_it_resumes() -> None:
+    # The agent goes idle, then busy again before the waiting task resumes (a
+    # user's prompt came first): the send waits for that turn too. (Seen with
+    # the real Antigravity agent: a message sent into a turn just begun.)
+    connection = CountingWaits()
+    task = asyncio.ensure_future(TriggerContext(connection).send_when_idle("between turns"))
+    try:
+        await wait_for(lambda: connection.waits == 1)
+        connection.set_idle(True)  # the turn ends...
+        connection.set_idle(False)  # ...and the next begins, in the same step
+        await wait_for(lambda: connection.waits == 2)
+        assert connection.sent == []
+        connection.set_idle(True)
+        await asyncio.wait_for(task, timeout=5.0)
+        assert connection.sent == ["between turns"]
+    finally:
+        task.cancel()
+
+
 async def test_send_when_idle_cancelled_while_waiting_sends_nothing(
     busy_connection: FakeConnection,
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 
 class TriggerDelivery(str, enum.Enum):
@@ -21,6 +23,7 @@ class TriggerDelivery(str, enum.Enum):
 
 async def send_when_idle(
     wait_for_idle: Callable[[], Awaitable[object]] | None,
+    ctx: _KnowsIdle,
     send: Callable[[str], Awaitable[object]],
     content: str,
 ) -> None:
@@ -30,7 +33,24 @@ async def send_when_idle(
     awaiting task, so cancelling it cancels whichever step is under way. The two
     callables are the connection's methods as ``ctx.send`` calls them: looked up
     at the call, and a ``TypeError`` naming the method if it is not async.
+
+    The agent may start another turn between going idle and this task resuming
+    (a user's prompt, another trigger's send): then ``ctx.is_idle`` is ``False``
+    again and the wait starts over, so the send is made, in the same step as
+    that check, into an idle agent. A connection whose ``wait_for_idle()``
+    returns while its ``is_idle`` stays ``False`` keeps this waiting (yielding
+    to the loop each time) until the two agree.
     """
-    if wait_for_idle is not None:
+    if wait_for_idle is None:
+        await send(content)
+        return
+    await wait_for_idle()
+    while not ctx.is_idle:
+        await asyncio.sleep(0)  # the loop runs on, even for a contradictory connection
         await wait_for_idle()
     await send(content)
+
+
+class _KnowsIdle(Protocol):
+    @property
+    def is_idle(self) -> bool: ...

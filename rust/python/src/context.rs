@@ -69,15 +69,22 @@ impl TriggerContext {
     }
 
     /// Wait until the agent is idle (``connection.wait_for_idle()``), then send
-    /// ``content``. Never sends while the agent is mid-turn.
-    fn send_when_idle<'py>(&self, content: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// ``content``. Never sends while the agent is mid-turn: if another turn
+    /// began between the agent going idle and this task resuming (``is_idle``
+    /// is ``False`` again), it waits again.
+    fn send_when_idle<'py>(
+        slf: &Bound<'py, Self>,
+        content: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         static SEND_WHEN_IDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let py = content.py();
         let content = message(content)?;
         let helper = SEND_WHEN_IDLE.import(py, "agent_triggers._delivery", "send_when_idle")?;
+        let this = slf.get();
         helper.call1((
-            self.connection.wait_for_idle_method(py)?,
-            self.connection.send_method(py),
+            this.connection.wait_for_idle_method(py)?,
+            slf,
+            this.connection.send_method(py),
             content,
         ))
     }
@@ -85,10 +92,13 @@ impl TriggerContext {
     /// Send ``content`` according to the owning trigger's ``delivery``:
     /// ``WAIT_IDLE`` (the default) as ``send_when_idle``, ``SEND_IMMEDIATELY``
     /// as ``send``.
-    fn deliver<'py>(&self, content: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        match self.delivery {
-            TriggerDelivery::WaitIdle => self.send_when_idle(content),
-            TriggerDelivery::SendImmediately => self.send(content),
+    fn deliver<'py>(
+        slf: &Bound<'py, Self>,
+        content: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match slf.get().delivery {
+            TriggerDelivery::WaitIdle => Self::send_when_idle(slf, content),
+            TriggerDelivery::SendImmediately => slf.get().send(content),
         }
     }
 
