@@ -484,11 +484,7 @@ impl EventLoop {
     /// with the traceback, under its name: how a trigger's Python code ends.
     pub async fn call_and_report(self: Arc<Self>, spec: Arc<CallSpec>, event: Event) {
         let call = self.call(Arc::clone(&spec), event);
-        if let Err(err) = call.await {
-            crate::interpreter::with_python(|py| {
-                crate::logging::report_failure(py, &spec.name, err)
-            });
-        }
+        report_failure_of(&spec.name, call).await;
     }
 
     /// Wait until every Python task started through this loop has finished —
@@ -958,6 +954,13 @@ fn cancelled_by_nobody(task: &Bound<'_, PyAny>) -> bool {
 fn report_unreceived(py: Python<'_>, pending: &PendingCall, outcome: CallOutcome) {
     if let Some(Err(err)) = pending.finish(outcome) {
         crate::logging::report_failure(py, &pending.spec.name, err);
+    }
+}
+
+/// Await `call`; log its failure, with the traceback, under `name`.
+pub async fn report_failure_of(name: &str, call: PythonCall) {
+    if let Err(err) = call.await {
+        crate::interpreter::with_python(|py| crate::logging::report_failure(py, name, err));
     }
 }
 

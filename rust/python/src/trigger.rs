@@ -24,7 +24,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::arguments::{str_argument, type_name};
 use crate::connection::PyConnection;
 use crate::delivery;
-use crate::event_loop::{CallArgs, CallHandle, CallSpec, EventLoop, PythonCall};
+use crate::event_loop::{CallArgs, CallHandle, CallSpec, EventLoop, PythonCall, report_failure_of};
 use crate::native::{NativeTrigger, SourceSpec};
 
 /// One validated trigger of a runner.
@@ -254,11 +254,7 @@ impl CoreTrigger for PythonTrigger {
         };
         // The trigger's own failures were logged by `run_trigger`; what is
         // left is a failure to run it at all (say, a task factory that raised).
-        if let Err(err) = call.await {
-            crate::interpreter::with_python(|py| {
-                crate::logging::report_failure(py, &self.spec.name, err)
-            });
-        }
+        report_failure_of(&self.spec.name, call).await;
         Ok(())
     }
 }
