@@ -1,4 +1,4 @@
-"""Fake connections (API.md §2) and a bounded-poll helper shared by the suite.
+"""Fake connections (docs/contract.md §2) and a bounded-poll helper shared by the suite.
 
 Timing in these tests is only ever checked through bounded polls with generous
 limits: the fakes record what happened, the tests wait until it has.
@@ -203,7 +203,7 @@ async def stays_false(predicate: Callable[[], object], duration: float = 0.1) ->
 
 
 def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    """ERROR records of the `agent_triggers` logger (API.md §4: how failures are reported)."""
+    """ERROR records of the `agent_triggers` logger (the contract, §4: how failures are logged)."""
     return [
         record
         for record in caplog.records

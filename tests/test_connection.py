@@ -1,4 +1,4 @@
-"""API.md §2: connections are duck-typed Python objects."""
+"""docs/contract.md §2: connections are duck-typed Python objects."""
 
 from __future__ import annotations
 

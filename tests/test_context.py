@@ -1,4 +1,4 @@
-"""API.md §3: `TriggerContext`, the handle each trigger sends through."""
+"""docs/contract.md §3: `TriggerContext`, the handle each trigger sends through."""
 
 from __future__ import annotations
 

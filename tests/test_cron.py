@@ -1,4 +1,4 @@
-"""API.md §6: cron — 5- and 6-field expressions, IANA time zones, wall-clock calls."""
+"""docs/contract.md §6: cron — 5- and 6-field expressions, IANA time zones, wall-clock calls."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md §5: `every`, the native periodic trigger."""
+"""docs/contract.md §5: `every`, the native periodic trigger."""
 
 from __future__ import annotations
 

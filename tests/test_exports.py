@@ -1,4 +1,4 @@
-"""API.md §1: the names `agent_triggers` exports, and which of them are native."""
+"""docs/contract.md §1: the names `agent_triggers` exports, and which of them are native."""
 
 from __future__ import annotations
 

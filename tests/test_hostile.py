@@ -1,4 +1,4 @@
-"""Hostile triggers and connections (API.md §2, §4).
+"""Hostile triggers and connections (docs/contract.md §2, §4).
 
 A trigger that blocks the loop, and connections that break their contract —
 a send that raises, is a plain `def`, returns a non-awaitable, never returns,

@@ -288,7 +288,7 @@ async def test_runners_contexts_triggers_and_callbacks_are_freed_after_stop_and_
 
 
 async def test_a_runner_dropped_while_started_frees_everything_once_its_tasks_end() -> None:
-    """API.md §4: a runner collected without stop() aborts its tasks; they do not keep
+    """docs/contract.md §4: a runner collected without stop() aborts its tasks; they do not keep
     it alive, and once they have ended nothing of the runner is left."""
     cycle = Cycle()
     triggers = build_triggers(cycle)

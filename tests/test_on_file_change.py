@@ -1,4 +1,4 @@
-"""API.md §6: on_file_change — OS-level watching, debounced batches of FileChange."""
+"""docs/contract.md §6: on_file_change — OS-level watching, debounced batches of FileChange."""
 
 from __future__ import annotations
 

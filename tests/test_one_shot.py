@@ -1,4 +1,4 @@
-"""API.md §6: after and at — one call, then the trigger ends."""
+"""docs/contract.md §6: after and at — one call, then the trigger ends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md §4: `TriggerRunner` — construction, lifecycle, errors, loop and GC."""
+"""docs/contract.md §4: `TriggerRunner` — construction, lifecycle, errors, loop and GC."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md §4: what counts as a trigger, and the `@trigger` decorator."""
+"""docs/contract.md §4: what counts as a trigger, and the `@trigger` decorator."""
 
 from __future__ import annotations
 
