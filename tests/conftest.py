@@ -1,7 +1,9 @@
-"""Fake connections (docs/contract.md §2) and a bounded-poll helper shared by the suite.
+"""Fake connections (docs/contract.md §2), test triggers and bounded waits shared by the suite.
 
 Timing in these tests is only ever checked through bounded polls with generous
-limits: the fakes record what happened, the tests wait until it has.
+limits: the fakes record what happened, the tests wait until it has. A test that
+needs a trigger to be running waits for the trigger to say so (`sleeper`,
+`Stubborn.started`, `until_set`), never for a fixed time.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import asyncio
 import logging
 import platform
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import pytest
+
+from agent_triggers import TriggerRunner
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 T = TypeVar("T")
@@ -86,11 +91,13 @@ class SendFailedError(Exception):
 class FakeConnection:
     """A full connection: `send_trigger`, `is_idle` property and `wait_for_idle`.
 
-    Starts idle; `set_idle(False)` puts the agent mid-turn.
+    Starts idle; `set_idle(False)` puts the agent mid-turn. `waits` counts the
+    `wait_for_idle()` calls begun, so a test can wait until a send is waiting.
     """
 
     def __init__(self, *, idle: bool = True) -> None:
         self.sent: list[str] = []
+        self.waits = 0
         self._idle = idle
         # Created on first wait, inside the running loop (Python 3.9's Event binds
         # to a loop at construction).
@@ -109,6 +116,7 @@ class FakeConnection:
                 self._idle_event.clear()
 
     async def wait_for_idle(self) -> None:
+        self.waits += 1
         if self._idle_event is None:
             self._idle_event = asyncio.Event()
             if self._idle:
@@ -189,6 +197,73 @@ async def wait_for(
             description = what or getattr(predicate, "__name__", repr(predicate))
             pytest.fail(f"timed out after {timeout} s waiting for: {description}")
         await asyncio.sleep(0.01)
+
+
+async def until_set(event: asyncio.Event, timeout: float = 5.0, what: str | None = None) -> None:
+    """Wait until `event` is set; fail the test after `timeout` s."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except asyncio.TimeoutError:
+        pytest.fail(f"timed out after {timeout} s waiting for: {what or 'the event to be set'}")
+
+
+@asynccontextmanager
+async def running(
+    runner: TriggerRunner, *, stop_within: float = 10.0
+) -> AsyncGenerator[None, None]:
+    """`async with runner:`, with the stop on exit bounded: after `stop_within` s it
+    raises `asyncio.TimeoutError` and fails the test instead of hanging it."""
+    await runner.start()
+    try:
+        yield
+    finally:
+        await asyncio.wait_for(runner.stop(), stop_within)
+
+
+def sleeper(started: asyncio.Event) -> Callable[[object], Coroutine[Any, Any, None]]:
+    """A trigger that sets `started` once it runs, then sleeps until cancelled.
+
+    `await until_set(started)` after `start()` is the point where it is running: a
+    trigger cancelled before its first step never runs (docs/contract.md §4), so a
+    test of what cancellation does to a running trigger waits for that first.
+    """
+
+    async def sleeper(ctx: object) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    return sleeper
+
+
+class Stubborn:
+    """A trigger that swallows every cancellation until `release()`d: what
+    `stop(timeout=...)` abandons.
+
+    Make it inside the running loop (Python 3.9's Event binds to a loop at
+    construction). The runner names it by its class: `'Stubborn'`.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.cancellations = 0
+        self.finished = False
+        self.started = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def __call__(self, ctx: object) -> None:
+        self.calls += 1
+        self.started.set()
+        try:
+            while not self.released.is_set():
+                try:
+                    await self.released.wait()
+                except asyncio.CancelledError:
+                    self.cancellations += 1
+        finally:
+            self.finished = True
+
+    def release(self) -> None:
+        self.released.set()
 
 
 async def stays_false(predicate: Callable[[], object], duration: float = 0.1) -> bool:

@@ -224,7 +224,7 @@ async def settled(connection: Any) -> None:
     while not connection.is_idle:
         if loop.time() >= deadline:
             raise TimeoutError(f"the agent was still busy after {WAIT} s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the poll's pace
 
 
 def agent_process_main(mode: str, loop: str, base_url: str, root: str) -> None:
@@ -372,7 +372,7 @@ class AgentProcess:
                     f"after {WAIT} s, {missing} had not reached the model "
                     f"({len(self.model.paths)} requests)"
                 )
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the poll's pace
 
     async def finish(self) -> tuple[int | None, str, dict[str, Any]]:
         """End the session (close its stdin): its exit code, stderr and report."""

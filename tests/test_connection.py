@@ -163,7 +163,8 @@ async def test_present_wait_for_idle_is_awaited_before_sending(
 ) -> None:
     task = asyncio.ensure_future(TriggerContext(busy_connection).send_when_idle("later"))
     try:
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: busy_connection.waits == 1, what="the send to wait for idle")
+        await asyncio.sleep(0.1)  # time for a send that did not wait to show up (a negative)
         assert busy_connection.sent == []
         busy_connection.set_idle(True)
         await asyncio.wait_for(task, timeout=5.0)

@@ -97,23 +97,11 @@ async def test_send_when_idle_never_sends_mid_turn_and_sends_once_idle(
         task.cancel()
 
 
-class CountingWaits(FakeConnection):
-    """Mid-turn at first; counts the calls of `wait_for_idle`."""
-
-    def __init__(self) -> None:
-        super().__init__(idle=False)
-        self.waits = 0
-
-    async def wait_for_idle(self) -> None:
-        self.waits += 1
-        await super().wait_for_idle()
-
-
 async def test_send_when_idle_waits_again_when_a_turn_begins_before_it_resumes() -> None:
     # The agent goes idle, then busy again before the waiting task resumes (a
     # user's prompt came first): the send waits for that turn too. (Seen with
     # the real Antigravity agent: a message sent into a turn just begun.)
-    connection = CountingWaits()
+    connection = FakeConnection(idle=False)
     task = asyncio.ensure_future(TriggerContext(connection).send_when_idle("between turns"))
     try:
         await wait_for(lambda: connection.waits == 1)
@@ -132,12 +120,12 @@ async def test_send_when_idle_cancelled_while_waiting_sends_nothing(
     busy_connection: FakeConnection,
 ) -> None:
     task = asyncio.ensure_future(TriggerContext(busy_connection).send_when_idle("never"))
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: busy_connection.waits == 1, what="the send to wait for idle")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     busy_connection.set_idle(True)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # time for a wrong send to show up (a negative)
     assert busy_connection.sent == []
 
 

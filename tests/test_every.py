@@ -117,12 +117,9 @@ async def test_first_call_comes_one_interval_after_start(connection: FakeConnect
 
     runner = TriggerRunner([every(0.3, record)], connection)
     started_at = loop.time()
-    await runner.start()
-    try:
+    async with runner:
         assert await stays_false(lambda: call_times, duration=0.1)
         await wait_for(lambda: call_times)
-    finally:
-        await runner.stop()
     # Noise only ever delays a call: one must never come early.
     assert call_times[0] - started_at >= 0.25
 
@@ -152,15 +149,12 @@ async def test_fixed_rate_the_callback_duration_does_not_add_drift(
 
     async def slowish(ctx: object) -> None:
         call_times.append(loop.time())
-        await asyncio.sleep(0.03)
+        await asyncio.sleep(0.03)  # the callback's own duration, the point of the test
 
     runner = TriggerRunner([every(0.05, slowish)], connection)
     started_at = loop.time()
-    await runner.start()
-    try:
-        await asyncio.sleep(1.05)
-    finally:
-        await runner.stop()
+    async with runner:
+        await asyncio.sleep(1.05)  # the window the calls are counted in: ticks come due
     in_window = [t for t in call_times if t - started_at <= 1.0]
     assert 15 <= len(in_window) <= 22, call_times
 
@@ -176,7 +170,7 @@ async def test_overrunning_callback_never_overlaps_itself(connection: FakeConnec
         running += 1
         max_running = max(max_running, running)
         try:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25)  # overruns five intervals, the point of the test
         finally:
             running -= 1
 
@@ -194,12 +188,12 @@ async def test_missed_ticks_are_skipped_not_burst(connection: FakeConnection) ->
     async def overrun_once(ctx: object) -> None:
         call_times.append(loop.time())
         if len(call_times) == 1:
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(0.6)  # overruns six intervals, the point of the test
             first_call_ended.append(loop.time())
 
     async with TriggerRunner([every(0.1, overrun_once)], connection):
         await wait_for(lambda: first_call_ended)
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.15)  # time for a burst of missed ticks to show up (a negative)
         end = first_call_ended[0]
         after = [t for t in call_times[1:] if end <= t <= end + 0.15]
     assert len(after) <= 3, call_times
@@ -286,7 +280,7 @@ async def test_calling_the_trigger_returns_a_coroutine_that_runs_the_schedule() 
     assert task.cancelled()
     assert all(ctx is sentinel for ctx in received)
     count = len(received)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # five intervals for a stray call to show up (a negative)
     assert len(received) == count, "the schedule stopped with its task"
 
 
@@ -318,7 +312,7 @@ async def test_cancelling_the_task_reaches_a_callback_mid_flight() -> None:
             events.append("cancelled")
             raise
         finally:
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # an async cleanup that takes a while
             events.append("finally")
 
     coro = every(0.02, long_callback)(object())
@@ -451,7 +445,7 @@ async def test_runner_stop_waits_for_a_callback_mid_flight(connection: FakeConne
         try:
             await asyncio.sleep(3600)
         finally:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # an async cleanup that takes a while
             events.append("finally")
 
     runner = TriggerRunner([every(0.02, long_callback)], connection)
@@ -468,12 +462,9 @@ async def test_runner_is_running_while_an_every_trigger_is_scheduled(
     connection: FakeConnection,
 ) -> None:
     runner = TriggerRunner([every(60, nothing)], connection)
-    await runner.start()
-    try:
-        await asyncio.sleep(0.05)
+    async with runner:
+        await asyncio.sleep(0.05)  # time for a wrong False to show up (a negative)
         assert runner.is_running is True
-    finally:
-        await runner.stop()
     assert runner.is_running is False
 
 
@@ -493,7 +484,7 @@ async def test_a_loop_blocked_past_deadlines_gives_one_late_call_not_a_burst(
         await wait_for(lambda: len(calls) > seen)  # just after a call (10 ms polls)
         time.sleep(0.13)  # noqa: ASYNC251 - blocking the loop across two deadlines is the point
         unblocked = time.monotonic()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # lets the next ticks come due after the block
     after = [c for c in calls if c >= unblocked]
     gaps = [b - a for a, b in zip(after, after[1:])]
     assert len(after) >= 3, "the overdue call comes, then the schedule goes on"

@@ -43,7 +43,7 @@ from agent_triggers import (
     on_file_change,
 )
 
-from conftest import FakeConnection, wait_for
+from conftest import FakeConnection, running, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
@@ -103,8 +103,7 @@ async def exercise_a_runner(directory: Path) -> None:
         ],
         connection,
     )
-    await runner.start()
-    try:
+    async with running(runner, stop_within=CHILD_WAIT):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CHILD_WAIT
         written = 0
@@ -115,9 +114,7 @@ async def exercise_a_runner(directory: Path) -> None:
             if "on_file_change" not in fired:
                 (directory / f"file{written}").write_text("x")
                 written += 1
-            await asyncio.sleep(0.05)
-    finally:
-        await asyncio.wait_for(runner.stop(), CHILD_WAIT)
+            await asyncio.sleep(0.05)  # the pace of the poll (and of the writes)
     assert not runner.is_running, "still running after stop()"
     assert cleaned_up == ["python"], "the Python trigger's finally block did not run"
     assert "python" in connection.sent
@@ -271,8 +268,7 @@ async def test_a_child_forked_while_a_runner_runs_runs_one_of_its_own(tmp_path: 
         ],
         connection,
     )
-    await parent.start()
-    try:
+    async with parent:
         await wait_for(lambda: ticks[0] > 20 and connection.sent, what="the parent's triggers")
         threads = native_threads()
         assert threads is None or threads, "no runner threads to fork over: the test is moot"
@@ -284,8 +280,6 @@ async def test_a_child_forked_while_a_runner_runs_runs_one_of_its_own(tmp_path: 
         before = ticks[0]
         await wait_for(lambda: ticks[0] > before + 20, what="the parent's runner still ticking")
         assert parent.is_running
-    finally:
-        await parent.stop()
     assert not parent.is_running
 
 
@@ -319,13 +313,10 @@ async def test_a_child_stopping_the_runner_it_inherited_started_gets_an_answer()
         await asyncio.Event().wait()  # in flight until cancelled
 
     parent = TriggerRunner([python_trigger], FakeConnection())
-    await parent.start()
-    try:
+    async with parent:
         pid, report = fork(lambda: asyncio.run(stop_the_inherited_runner(parent)))
         code, details = await child_outcome(pid, report)
         assert code == 0, f"child exited with {code}:\n{details}"
-    finally:
-        await parent.stop()
 
 
 def test_children_forked_over_busy_runner_threads_exit_normally_without_hanging() -> None:
@@ -374,7 +365,7 @@ def forks_exiting_normally() -> int:
     churning = threading.Thread(target=churn_runners, args=(stop,))
     churning.start()
     try:
-        time.sleep(0.2)
+        time.sleep(0.2)  # the churn gets going: the forks are to land in the middle of it
         for attempt in range(EXIT_FORKS):
             with warnings.catch_warnings():
                 # As in fork(): the threads are the point (3.12+ warns about them).

@@ -100,7 +100,7 @@ def hostile_triggers(
                 probe.returned.append(name)
                 if not loop:
                     return
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the pace of its calls
 
         hostile.__name__ = name
         return hostile
@@ -134,7 +134,7 @@ class Bystanders:
         async def bystander_python(ctx: TriggerContext) -> None:
             while True:
                 self.python_ticks += 1
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the pace of its ticks
 
         async def bystander_every(ctx: TriggerContext) -> None:
             self.every_ticks += 1
@@ -183,7 +183,7 @@ async def run_hostile(
         await asyncio.wait_for(runner.stop(), STOP_WITHIN)
         assert not runner.is_running
         stopped_at = bystanders.ticks()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # several ticks' time for a stray one to show up (a negative)
         assert bystanders.ticks() == stopped_at, "a trigger fired after stop() returned"
     finally:
         # After a failure above, leave nothing firing into later tests.
@@ -521,7 +521,7 @@ class SlowIdleConnection:
 
     @property
     def is_idle(self) -> bool:
-        time.sleep(0.05)
+        time.sleep(0.05)  # blocks the loop briefly, the point of this connection
         self.reads += 1
         return True
 

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import zoneinfo
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -51,7 +51,7 @@ from agent_triggers import (
 )
 from agent_triggers._core import NativeTrigger
 
-from conftest import FakeConnection, stays_false, wait_for
+from conftest import FakeConnection, Stubborn, running, stays_false, until_set, wait_for
 
 T = TypeVar("T")
 
@@ -393,12 +393,9 @@ async def test_the_longest_durations_and_latest_datetimes_wait_and_stop_cleanly(
         at(dt.datetime(2262, 4, 12, tzinfo=UTC), sender("past i64 nanoseconds")),
     ]
     runner = TriggerRunner(triggers, connection)
-    await runner.start()
-    try:
+    async with running(runner):
         assert await stays_false(lambda: connection.sent, duration=0.2)
         assert runner.is_running
-    finally:
-        await asyncio.wait_for(runner.stop(), timeout=10)
     assert not runner.is_running
     assert connection.sent == []
 
@@ -412,11 +409,8 @@ async def test_a_one_nanosecond_interval_runs_and_stops(connection: FakeConnecti
     trig = every(1e-9, count)
     assert trig.interval == 1e-9
     runner = TriggerRunner([trig], connection)
-    await runner.start()
-    try:
+    async with running(runner):
         await wait_for(lambda: len(calls) >= 20, timeout=10)
-    finally:
-        await asyncio.wait_for(runner.stop(), timeout=10)
     stopped_at = len(calls)
     assert await stays_false(lambda: len(calls) > stopped_at, duration=0.1)
 
@@ -446,29 +440,6 @@ async def test_extreme_debounces_batch_or_wait_without_overflowing(tmp_path: Pat
 # --- TriggerRunner.stop(timeout=...) at run time ----------------------------------------
 
 
-class Stubborn:
-    """A trigger that swallows every cancellation until released."""
-
-    def __init__(self) -> None:
-        self.started = False
-        self.finished = False
-        self.released: asyncio.Event | None = None
-
-    async def __call__(self, ctx: TriggerContext) -> None:
-        self.released = asyncio.Event()
-        self.started = True
-        try:
-            while not self.released.is_set():
-                with suppress(asyncio.CancelledError):
-                    await self.released.wait()
-        finally:
-            self.finished = True
-
-    def release(self) -> None:
-        assert self.released is not None
-        self.released.set()
-
-
 class Cooperative:
     """A trigger that ends when cancelled, after an async cleanup."""
 
@@ -481,7 +452,7 @@ class Cooperative:
         try:
             await asyncio.sleep(3600)
         finally:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # an async cleanup that takes a while
             self.cleaned_up = True
 
 
@@ -512,7 +483,7 @@ def test_a_short_stop_timeout_abandons_the_trigger_and_reports_the_exact_timeout
         runner = TriggerRunner([stubborn], FakeConnection())
         with agent_trigger_logs() as records:
             await runner.start()
-            await wait_for(lambda: stubborn.started)
+            await until_set(stubborn.started)
             try:
                 await asyncio.wait_for(runner.stop(timeout=timeout), timeout=10)
                 assert not runner.is_running

@@ -92,11 +92,8 @@ class Cycle:
         until every required trigger has run, stop it."""
         self.ran.clear()
         self.all_ran.clear()
-        await runner.start()
-        try:
+        async with runner:
             await self.wait()
-        finally:
-            await runner.stop()
         assert not runner.is_running
 
 

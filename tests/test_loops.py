@@ -109,7 +109,7 @@ class Watched:
 
     async def none_fires(self) -> None:
         ticks = self.ticks
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # ten intervals for a stray tick to show up (a negative)
         assert self.ticks == ticks, "a trigger fired after stop() returned"
 
 
@@ -252,7 +252,7 @@ class Session:
             while True:
                 self.threads.add(threading.current_thread().name)
                 await ctx.send(f"{self.tag}:python")
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the pace of its sends
 
         async def periodic(ctx: TriggerContext) -> None:
             self.threads.add(threading.current_thread().name)
@@ -272,7 +272,7 @@ class Session:
                 await asyncio.wait_for(runner.stop(), STOP_WITHIN)
             assert not runner.is_running
             sent = len(self.connection.sent)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # time for a stray send to show up (a negative)
             assert len(self.connection.sent) == sent, f"{self.tag}: fired after stop()"
         finally:
             await runner.stop(timeout=5)

@@ -160,7 +160,7 @@ async def test_nested_directories_follow_recursive(
         top.write_text("x")
         await wait_for(lambda: everything.saw(FileChangeKind.ADDED, deep))
         await wait_for(lambda: flat.saw(FileChangeKind.ADDED, top))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # time for a wrong report of `deep` to show up (a negative)
     assert not any(change.path == str(deep) for change in flat.changes)
 
 
@@ -219,7 +219,7 @@ async def test_a_raising_callback_is_logged_and_watching_goes_on(
     async with TriggerRunner([on_file_change(tmp_path, flaky, name="watch")], connection):
         (tmp_path / "one.txt").write_text("x")
         await wait_for(lambda: calls)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # past the debounce window: the next change is a new batch
         (tmp_path / "two.txt").write_text("x")
         await wait_for(lambda: len(calls) >= 2)
     [record] = error_records(caplog)
@@ -247,6 +247,8 @@ async def test_trig_ctx_runs_it_as_a_coroutine_with_any_context(tmp_path: Path) 
     sentinel = object()
     task = asyncio.create_task(on_file_change(tmp_path, recorder)(sentinel))
     try:
+        # The watch is set up when the task first runs, and nothing says when it is
+        # (no start() returns): time for that, not a timing assertion.
         await asyncio.sleep(0.1)
         (tmp_path / "x.txt").write_text("x")
         await wait_for(lambda: recorder.saw(FileChangeKind.ADDED, tmp_path / "x.txt"))
@@ -288,7 +290,7 @@ async def test_a_watched_file_survives_a_save_that_replaces_it(
         temp.write_text("v2")
         os.replace(temp, settings)  # how editors save
         await wait_for(lambda: recorder.changes)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # past the debounce window: the next save is a new batch
         settings.write_text("v3")
         await wait_for(lambda: recorder.saw(FileChangeKind.MODIFIED, settings))
     assert {c.path for c in recorder.changes} == {str(settings)}

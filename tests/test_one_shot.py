@@ -55,14 +55,11 @@ async def test_after_calls_once_then_the_trigger_ends(connection: FakeConnection
         await ctx.send("once")
 
     runner = TriggerRunner([after(0.05, once)], connection)
-    await runner.start()
-    try:
+    async with runner:
         await wait_for(lambda: connection.sent)
         await wait_for(lambda: not runner.is_running)
         assert await stays_false(lambda: len(connection.sent) > 1, duration=0.2)
         assert connection.sent == ["once"]
-    finally:
-        await runner.stop()
 
 
 async def test_after_zero_fires_at_once(connection: FakeConnection) -> None:
@@ -93,7 +90,7 @@ async def test_a_pending_one_shot_is_cancelled_by_stop(connection: FakeConnectio
         await ctx.send("too late")
 
     async with TriggerRunner([after(3600, never)], connection):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # time for a wrong early call to show up (a negative)
     assert connection.sent == []
 
 
@@ -116,6 +113,7 @@ async def test_at_fires_once_per_trigger_even_across_restarts(
     runner = TriggerRunner([at(utc_in(-1), once)], connection)
     for _ in range(3):
         await runner.start()
+        # Time for the call to come (first start) or a wrong repeat (later ones).
         await asyncio.sleep(0.1)
         await runner.stop()
     assert connection.sent == ["at"]

@@ -14,7 +14,7 @@ import pytest
 from agent_triggers import AlreadyStartedError, TriggerContext, TriggerRunner, _core, every, trigger
 from agent_triggers._core import PeriodicTrigger
 
-from conftest import FakeConnection, error_records, wait_for
+from conftest import FakeConnection, error_records, running, wait_for
 
 
 def records_mentioning(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
@@ -46,8 +46,7 @@ async def test_a_panic_in_a_trigger_task_is_logged_and_isolated(
 
     runner = TriggerRunner([sender("a"), sender("b")], connection)
     _core._inject_panic("trigger")  # the first trigger task to run panics
-    await runner.start()
-    try:
+    async with running(runner):
         await wait_for(lambda: records_mentioning(caplog, "panicked"))
         [record] = records_mentioning(caplog, "panicked")
         assert "panic injected" in record.getMessage()
@@ -56,8 +55,6 @@ async def test_a_panic_in_a_trigger_task_is_logged_and_isolated(
         await wait_for(
             lambda: connection.sent.count(survivor) > before + 2, what="the sibling keeps running"
         )
-    finally:
-        await asyncio.wait_for(runner.stop(), timeout=10)
 
 
 async def test_a_panic_on_the_timer_thread_is_logged_and_timers_go_on(
@@ -73,25 +70,19 @@ async def test_a_panic_on_the_timer_thread_is_logged_and_timers_go_on(
 
     _core._inject_panic("timer")  # the next timer callback panics
     runner = TriggerRunner([counter("a"), counter("b")], connection)
-    await runner.start()
-    try:
+    async with running(runner):
         await wait_for(lambda: records_mentioning(caplog, "timer callback panicked"))
         # One schedule lost its tick (and so its next one); the other goes on,
         # and a runner started afterwards runs normally: the thread survived.
         await wait_for(lambda: max(ticks.values()) >= 5)
-    finally:
-        await asyncio.wait_for(runner.stop(), timeout=10)
     fresh = {"c": 0}
 
     async def tick_c(ctx: TriggerContext) -> None:
         fresh["c"] += 1
 
     second = TriggerRunner([every(0.005, tick_c)], connection)
-    await second.start()
-    try:
+    async with second:
         await wait_for(lambda: fresh["c"] >= 3, what="timers fire after the panic")
-    finally:
-        await second.stop()
 
 
 async def test_a_panic_in_a_loop_job_fails_that_call_only(
@@ -104,8 +95,7 @@ async def test_a_panic_in_a_loop_job_fails_that_call_only(
         calls += 1
 
     runner = TriggerRunner([every(0.005, tick, name="steady")], connection)
-    await runner.start()
-    try:
+    async with running(runner):
         await wait_for(lambda: calls >= 1)
         _core._inject_panic("loop_job")
         await wait_for(lambda: records_mentioning(caplog, "internal error"))
@@ -114,8 +104,6 @@ async def test_a_panic_in_a_loop_job_fails_that_call_only(
         assert "panic injected" in record.getMessage()
         seen = calls
         await wait_for(lambda: calls >= seen + 3, what="the schedule survives the failed call")
-    finally:
-        await asyncio.wait_for(runner.stop(), timeout=10)
 
 
 async def test_a_panic_in_stop_is_a_runtime_error_and_stop_can_be_retried(

@@ -22,7 +22,14 @@ from agent_triggers import (
     every,
 )
 
-from conftest import FakeConnection, RaisingConnection, error_records, wait_for
+from conftest import (
+    FakeConnection,
+    RaisingConnection,
+    error_records,
+    sleeper,
+    until_set,
+    wait_for,
+)
 
 
 async def noop(ctx: TriggerContext) -> None:
@@ -162,37 +169,28 @@ async def test_second_start_while_running_raises_already_started(
     connection: FakeConnection,
 ) -> None:
     runner = TriggerRunner([wait_forever], connection)
-    await runner.start()
-    try:
+    async with runner:
         with pytest.raises(AlreadyStartedError):
             await runner.start()
-    finally:
-        await runner.stop()
 
 
 async def test_second_start_raises_even_after_every_trigger_returned(
     connection: FakeConnection,
 ) -> None:
     runner = TriggerRunner([noop], connection)
-    await runner.start()
-    try:
+    async with runner:
         await wait_for(lambda: not runner.is_running)
         with pytest.raises(AlreadyStartedError):
             await runner.start()
-    finally:
-        await runner.stop()
 
 
 async def test_already_started_error_is_a_runtime_error_when_raised(
     connection: FakeConnection,
 ) -> None:
     runner = TriggerRunner([], connection)
-    await runner.start()
-    try:
+    async with runner:
         with pytest.raises(RuntimeError):
             await runner.start()
-    finally:
-        await runner.stop()
 
 
 async def test_second_start_does_not_launch_triggers_again(connection: FakeConnection) -> None:
@@ -203,15 +201,12 @@ async def test_second_start_does_not_launch_triggers_again(connection: FakeConne
         await asyncio.sleep(3600)
 
     runner = TriggerRunner([counted], connection)
-    await runner.start()
-    try:
+    async with runner:
         await wait_for(lambda: starts)
         with pytest.raises(AlreadyStartedError):
             await runner.start()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # time for a second launch to show up (a negative)
         assert len(starts) == 1
-    finally:
-        await runner.stop()
 
 
 # --- stop --------------------------------------------------------------------------
@@ -226,11 +221,11 @@ async def test_stop_cancels_and_waits_for_async_cleanup(connection: FakeConnecti
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
             events.append("cancelled")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # an async cleanup that takes a while
             events.append("except done")
             raise
         finally:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # another, after the except block's
             events.append("finally done")
 
     runner = TriggerRunner([sleeper], connection)
@@ -252,7 +247,7 @@ async def test_stop_waits_for_the_cleanup_of_every_trigger(connection: FakeConne
             try:
                 await asyncio.sleep(3600)
             finally:
-                await asyncio.sleep(0.01 * i)
+                await asyncio.sleep(0.01 * i)  # cleanups of different lengths
                 cleaned.append(i)
 
         return sleeper
@@ -278,7 +273,7 @@ async def test_stop_cancels_a_trigger_subclass(connection: FakeConnection) -> No
             try:
                 await asyncio.sleep(3600)
             finally:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # an async cleanup that takes a while
                 cleaned.append(self.name)
 
     runner = TriggerRunner([Sleeper()], connection)
@@ -294,8 +289,10 @@ async def test_stop_cancels_a_trigger_awaiting_send_when_idle(
     busy_connection: FakeConnection,
 ) -> None:
     finished: list[str] = []
+    started = asyncio.Event()
 
     async def patient(ctx: TriggerContext) -> None:
+        started.set()
         try:
             await ctx.send_when_idle("never sent")
         finally:
@@ -303,18 +300,21 @@ async def test_stop_cancels_a_trigger_awaiting_send_when_idle(
 
     runner = TriggerRunner([patient], busy_connection)
     await runner.start()
-    await asyncio.sleep(0.05)
+    await until_set(started)  # its next step awaits send_when_idle
     await runner.stop()
     assert finished == ["finally"]
     busy_connection.set_idle(True)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # time for a stray send to show up (a negative)
     assert busy_connection.sent == []
 
 
 async def test_stop_returns_normally_even_if_a_trigger_swallows_cancellation(
     connection: FakeConnection,
 ) -> None:
+    started = asyncio.Event()
+
     async def stubborn(ctx: TriggerContext) -> None:
+        started.set()
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
@@ -322,7 +322,7 @@ async def test_stop_returns_normally_even_if_a_trigger_swallows_cancellation(
 
     runner = TriggerRunner([stubborn], connection)
     await runner.start()
-    await asyncio.sleep(0.02)
+    await until_set(started)
     await asyncio.wait_for(runner.stop(), timeout=5.0)
     assert runner.is_running is False
 
@@ -408,7 +408,7 @@ async def test_is_running_true_while_a_trigger_runs_and_false_after_stop(
     await runner.start()
     try:
         assert runner.is_running is True
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # time for a wrong False to show up (a negative)
         assert runner.is_running is True
     finally:
         await runner.stop()
@@ -427,15 +427,12 @@ async def test_is_running_becomes_false_once_every_trigger_returned(
         await release.wait()
 
     runner = TriggerRunner([short, longer], connection)
-    await runner.start()
-    try:
+    async with runner:
         await wait_for(lambda: connection.sent == ["short"])
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # time for a wrong False to show up (a negative)
         assert runner.is_running is True, "one trigger is still running"
         release.set()
         await wait_for(lambda: runner.is_running is False)
-    finally:
-        await runner.stop()
 
 
 async def test_is_running_becomes_false_when_the_only_trigger_raises(
@@ -445,11 +442,8 @@ async def test_is_running_becomes_false_when_the_only_trigger_raises(
         raise RuntimeError("broken on purpose")
 
     runner = TriggerRunner([broken], connection)
-    await runner.start()
-    try:
+    async with runner:
         await wait_for(lambda: runner.is_running is False)
-    finally:
-        await runner.stop()
 
 
 # --- async with --------------------------------------------------------------------
@@ -463,7 +457,7 @@ async def test_async_with_starts_on_enter_and_stops_on_exit(connection: FakeConn
         try:
             await asyncio.sleep(3600)
         finally:
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # an async cleanup that takes a while
             events.append("cleaned up")
 
     runner = TriggerRunner([sleeper], connection)
@@ -476,8 +470,10 @@ async def test_async_with_starts_on_enter_and_stops_on_exit(connection: FakeConn
 
 async def test_async_with_stops_when_the_body_raises(connection: FakeConnection) -> None:
     cleaned: list[bool] = []
+    started = asyncio.Event()
 
     async def sleeper(ctx: TriggerContext) -> None:
+        started.set()
         try:
             await asyncio.sleep(3600)
         finally:
@@ -487,7 +483,7 @@ async def test_async_with_stops_when_the_body_raises(connection: FakeConnection)
 
     async def body_raises() -> None:
         async with runner:
-            await asyncio.sleep(0.02)
+            await until_set(started)
             raise KeyError("from the body")
 
     with pytest.raises(KeyError, match="from the body"):
@@ -521,11 +517,8 @@ async def test_a_trigger_that_returns_ends_quietly(
         await ctx.send("done")
 
     runner = TriggerRunner([once], connection)
-    await runner.start()
-    try:
+    async with runner:
         await wait_for(lambda: not runner.is_running)
-    finally:
-        await runner.stop()
     assert connection.sent == ["done"]
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert noisy == []
@@ -579,7 +572,7 @@ async def test_raising_trigger_does_not_disturb_siblings_or_the_loop(
 
     async def failing(ctx: TriggerContext) -> None:
         failures.append(1)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # fails after a first await
         raise RuntimeError("failing trigger")
 
     async def steady(ctx: TriggerContext) -> None:
@@ -588,19 +581,17 @@ async def test_raising_trigger_does_not_disturb_siblings_or_the_loop(
             await asyncio.sleep(0.01)
 
     runner = TriggerRunner([failing, steady], connection)
-    await runner.start()
-    try:
+    async with runner:
         await wait_for(lambda: error_records(caplog))
         seen = len(ticks)
         await wait_for(lambda: len(ticks) >= seen + 5, what="the sibling to keep ticking")
         assert runner.is_running is True
         # The loop still runs fresh work.
         assert await asyncio.wait_for(asyncio.ensure_future(asyncio.sleep(0, "ok")), 2.0) == "ok"
-        # No restart: the failing trigger ran exactly once.
+        # No restart: the failing trigger ran exactly once (the sleep gives a restart
+        # time to show up; a negative has no event to await).
         await asyncio.sleep(0.05)
         assert failures == [1]
-    finally:
-        await runner.stop()
     assert len(error_records(caplog)) == 1
 
 
@@ -694,7 +685,7 @@ async def test_runner_dropped_without_stop_cancels_python_triggers(
     gc.collect()
     await wait_for(lambda: finished == ["finally"], what="the dropped runner's trigger to end")
     count = len(ticks)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # ten of its ticks' time for a stray tick to show up (a negative)
     assert len(ticks) == count
 
 
@@ -714,7 +705,7 @@ async def test_runner_dropped_without_stop_stops_native_triggers(
 
     async def stopped_firing() -> bool:
         before = len(calls)
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.15)  # fifteen intervals: time for a stray call to show up
         return len(calls) == before
 
     loop = asyncio.get_running_loop()
@@ -727,9 +718,10 @@ async def test_trigger_tasks_do_not_keep_the_runner_alive(connection: FakeConnec
     async def callback(ctx: object) -> None:
         pass
 
-    runner = TriggerRunner([wait_forever, every(0.05, callback)], connection)
+    started = asyncio.Event()
+    runner = TriggerRunner([sleeper(started), every(0.05, callback)], connection)
     await runner.start()
-    await asyncio.sleep(0.02)
+    await until_set(started)  # its task is running, holding whatever it holds
     ref = weakref.ref(runner)
     del runner
     gc.collect()
@@ -809,7 +801,7 @@ async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
         try:
             await asyncio.sleep(3600)
         finally:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # a slow async cleanup, the point of the test
 
     async def ticker() -> None:
         while True:
@@ -851,7 +843,10 @@ async def test_a_trigger_may_stop_its_own_runner_which_can_then_restart(
 async def test_an_error_raised_while_being_cancelled_is_logged(
     connection: FakeConnection, caplog: pytest.LogCaptureFixture
 ) -> None:
+    started = asyncio.Event()
+
     async def broken_cleanup(ctx: TriggerContext) -> None:
+        started.set()
         try:
             await asyncio.sleep(3600)
         finally:
@@ -859,7 +854,7 @@ async def test_an_error_raised_while_being_cancelled_is_logged(
 
     runner = TriggerRunner([broken_cleanup], connection)
     await runner.start()
-    await asyncio.sleep(0.05)
+    await until_set(started)
     await runner.stop()
     records = [r for r in caplog.records if r.name == "agent_triggers"]
     assert any(

@@ -44,7 +44,7 @@ def test_a_runner_left_started_on_a_closed_loop_is_collected_whole() -> None:
         runner = TriggerRunner([every(0.002, tick)], FakeConnection())
         runners.append(runner)
         await runner.start()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # ticks come due while the loop runs
         # returns with the runner started: asyncio.run closes the loop
 
     before = open_fds()
@@ -263,10 +263,10 @@ def test_asyncio_run_returning_with_a_runner_started_exits_cleanly(tmp_path: Pat
         async def main():
             folder = {str(tmp_path)!r}
             await runner(folder).start()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the triggers get busy: ticks come due
             with open(os.path.join(folder, "note.txt"), "w") as f:
                 f.write("changed")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the change's batch comes due
             ready()  # returns with the runner started: no stop()
 
         asyncio.run(main())
@@ -374,7 +374,7 @@ def test_a_loop_closed_under_a_started_runner_is_handled(tmp_path: Path) -> None
         async def main():
             triggers = runner({str(tmp_path)!r})
             await triggers.start()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the triggers get busy: ticks come due
             return triggers
 
         triggers = loop.run_until_complete(main())
@@ -382,7 +382,7 @@ def test_a_loop_closed_under_a_started_runner_is_handled(tmp_path: Path) -> None
         time.sleep(0.1)  # ticks fall due meanwhile, for a closed loop
         del triggers
         gc.collect()
-        time.sleep(0.1)
+        time.sleep(0.1)  # time for anything the collection set off to fail (a negative)
         ready()
         """
     )

@@ -15,7 +15,7 @@ import pytest
 
 from agent_triggers import AlreadyStartedError, TriggerContext, TriggerRunner, after, every
 
-from conftest import FakeConnection, error_records, wait_for
+from conftest import FakeConnection, Stubborn, error_records, wait_for
 
 
 def warning_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -51,27 +51,6 @@ class Ledger:
         return wait_then_clean_up
 
 
-class Stubborn:
-    """A trigger that swallows every cancellation until released."""
-
-    def __init__(self) -> None:
-        self.cancellations = 0
-        self.released = asyncio.Event()
-        self.calls = 0
-        self.finished = False
-
-    async def __call__(self, ctx: TriggerContext) -> None:
-        self.calls += 1
-        try:
-            while not self.released.is_set():
-                try:
-                    await self.released.wait()
-                except asyncio.CancelledError:
-                    self.cancellations += 1
-        finally:
-            self.finished = True
-
-
 # --- mid-flight, concurrent, interleaved -----------------------------------------
 
 
@@ -92,7 +71,7 @@ async def test_stop_waits_for_every_callback_in_flight(connection: FakeConnectio
     assert ledger.began >= 1
     assert ledger.in_flight == 0, "stop() returned before a callback's cleanup ran"
     sent = len(connection.sent)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # time for a stray send to show up (a negative: no event to await)
     assert len(connection.sent) == sent, "a trigger kept sending after stop()"
     assert ledger.in_flight == 0
 
@@ -189,7 +168,7 @@ async def test_stop_from_inside_an_every_callback(connection: FakeConnection) ->
     await runner.start()
     await wait_for(lambda: not runner.is_running, what="the runner stopped by its own callback")
     seen = calls
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # several intervals for a stray call to show up (a negative)
     assert calls == seen, "the schedule kept firing after stopping itself"
     await runner.start()  # stopped, not stuck started
     await wait_for(lambda: calls > seen)
@@ -251,7 +230,7 @@ async def test_stop_with_timeout_abandons_a_trigger_that_ignores_cancellation(
     # Abandoned: the runner counts as stopped and starts again.
     assert runner.is_running is False
     assert "stopped" in repr(runner)
-    stubborn.released.set()
+    stubborn.release()
     await wait_for(lambda: stubborn.finished, what="the abandoned trigger ended on its own")
     assert error_records(caplog) == []
 
@@ -276,7 +255,7 @@ async def test_stop_with_timeout_names_only_the_triggers_left_running(
     message = warning.getMessage()
     assert "stuck_schedule" in message
     assert "polite" not in message
-    stubborn.released.set()
+    stubborn.release()
     await wait_for(lambda: stubborn.finished)
 
 
@@ -291,7 +270,7 @@ async def test_runner_abandoned_by_a_timeout_restarts_while_the_old_trigger_runs
         await runner.stop(timeout=0.05)
     await runner.start()  # no AlreadyStartedError: the abandoned run is over for the runner
     assert runner.is_running is True
-    stubborn.released.set()  # ends the old and the new call
+    stubborn.release()  # ends the old and the new call
     await wait_for(lambda: stubborn.finished)
     await asyncio.wait_for(runner.stop(), timeout=10)
     assert runner.is_running is False
@@ -325,7 +304,7 @@ async def test_stop_with_zero_timeout_returns_without_waiting(
     assert runner.is_running is False
     assert len(warning_records(caplog)) == 1
     await wait_for(lambda: stubborn.cancellations == 1, what="the cancellation still reached it")
-    stubborn.released.set()
+    stubborn.release()
     await wait_for(lambda: stubborn.finished)
 
 
@@ -356,10 +335,7 @@ async def test_stop_rejects_a_bad_timeout_naming_it(
         await asyncio.sleep(3600)
 
     runner = TriggerRunner([polite], connection)
-    await runner.start()
-    try:
+    async with runner:
         with pytest.raises(error, match="timeout"):
             await runner.stop(timeout=timeout)
         assert runner.is_running is True, "a rejected stop() must not stop anything"
-    finally:
-        await runner.stop()
