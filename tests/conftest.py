@@ -1,4 +1,6 @@
-"""Fake connections (docs/contract.md §2), test triggers and bounded waits shared by the suite.
+"""What several test files share: fake connections (docs/contract.md §2), test
+triggers and bounded waits; the checks and the duration model of the argument tests;
+the hostile triggers and bystanders of the misbehaving-connection tests.
 
 Timing in these tests is only ever checked through bounded polls with generous
 limits: the fakes record what happened, the tests wait until it has. A test that
@@ -9,16 +11,29 @@ needs a trigger to be running waits for the trigger to say so (`sleeper`,
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import math
+import numbers
+import os
 import platform
+import re
 import sys
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+import tempfile
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 import pytest
+from hypothesis import settings
 
-from agent_triggers import TriggerRunner
+from agent_triggers import TriggerContext, TriggerRunner, after, cron, every
+
+if TYPE_CHECKING:
+    from agent_triggers._core import Connection, NativeTrigger, TriggerCallable
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 T = TypeVar("T")
@@ -314,3 +329,328 @@ def bare_connection() -> BareConnection:
 @pytest.fixture
 def raising_connection() -> RaisingConnection:
     return RaisingConnection()
+
+
+# --- checking arguments (test_durations, test_arguments, test_context, test_stop) -----
+
+# Quick properties build objects only; those that start a runner run fewer examples.
+QUICK = settings(max_examples=300, deadline=None, database=None)
+RUNNING = settings(max_examples=15, deadline=None, database=None)
+
+MAX_SECONDS = 3.2e9
+"""The longest duration accepted: "about 100 years" in `every()`'s docstring, 3.2e9 s in
+the native code (past it the timer's clock arithmetic would overflow)."""
+
+UTC = dt.timezone.utc
+LATEST_OFFSET = dt.timezone(-dt.timedelta(hours=23, minutes=59))
+"""With `datetime.max`, the latest instant a datetime can name: year 10000 in UTC."""
+EARLIEST_OFFSET = dt.timezone(dt.timedelta(hours=23, minutes=59))
+"""With `datetime.min`, the earliest instant a datetime can name: year 0 in UTC."""
+WATCHED = os.path.join(tempfile.gettempdir(), "agent-triggers-hostile-input")
+"""A path for `on_file_change` objects that are built but never started."""
+
+
+async def noop(ctx: object, *changes: object) -> None:
+    pass
+
+
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `main()` on a fresh asyncio loop (the way hypothesis examples run async code)."""
+    return asyncio.run(main())
+
+
+async def awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def shown(text: str) -> str:
+    """`text` cut short for an assertion message (some inputs are megabytes long)."""
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text)} characters)"
+
+
+def assert_rejection(error: BaseException, error_type: type[Exception], *words: str) -> None:
+    """`error` is exactly `error_type` and its message contains each of `words`."""
+    message = str(error)
+    assert type(error) is error_type, f"{type(error).__name__}: {shown(message)}"
+    for word in words:
+        assert word in message, f"{word!r} not in the message: {shown(message)}"
+
+
+@contextmanager
+def rejected(
+    error_type: type[Exception], argument: str, *words: str
+) -> Generator[pytest.ExceptionInfo[Exception], None, None]:
+    """The block raises exactly `error_type`, its message naming `argument` (a whole
+    word) and containing each of `words`."""
+    with pytest.raises(error_type, match=rf"\b{re.escape(argument)}\b") as caught:
+        yield caught
+    assert_rejection(caught.value, error_type, *words)
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def agent_trigger_logs() -> Generator[list[logging.LogRecord], None, None]:
+    """What the `agent_triggers` logger emits meanwhile (caplog is per test, not per example)."""
+    logger = logging.getLogger("agent_triggers")
+    handler = Records()
+    logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+
+
+def messages_at(records: list[logging.LogRecord], level: int) -> list[str]:
+    return [record.getMessage() for record in records if record.levelno == level]
+
+
+def sender(text: str) -> Callable[[TriggerContext], Coroutine[Any, Any, None]]:
+    """A trigger that sends `text` once."""
+
+    async def send(ctx: TriggerContext) -> None:
+        await ctx.send(text)
+
+    return send
+
+
+# --- the duration model (test_durations, test_stop) ------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    seconds: float
+    """As the object reports it: the value rounded to the nearest whole nanosecond."""
+    spelled: str
+    """As a default name spells it: a plain int/float as written, others by their seconds."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    error: type[Exception]
+    reason: str
+    """A word or phrase the message must contain besides the argument's name."""
+
+
+Expected = Union[Accepted, Rejected]
+
+
+def nanoseconds(seconds: float) -> tuple[int, float]:
+    """`seconds` rounded to whole nanoseconds: the count, and as float seconds."""
+    count = round(Fraction(seconds) * 10**9)
+    whole, part = divmod(count, 10**9)
+    return count, float(whole) + float(part) / 1e9
+
+
+def expected_duration(value: object, *, allow_zero: bool) -> Expected:
+    """What a duration argument must do: seconds as a real number (or a `Decimal`), or
+    a `timedelta`; not finite, negative (or zero, unless `allow_zero`), under one
+    nanosecond or over `MAX_SECONDS` is a `ValueError`; anything else (`bool`, `str`,
+    `None`, ...) a `TypeError`."""
+    negative = "zero or more" if allow_zero else "positive"
+    if isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, bool):
+        if isinstance(value, Decimal) and value.is_nan():
+            return Rejected(ValueError, "finite")
+        exact: Any = value
+        try:
+            seconds = float(exact)
+        except OverflowError:  # an int or Fraction beyond any float
+            return Rejected(ValueError, "at most" if exact > 0 else negative)
+        if isinstance(value, Decimal) and value.is_finite() and math.isinf(seconds):
+            # a Decimal beyond any float: float() gives an infinity, not an error
+            return Rejected(ValueError, "at most" if value > 0 else negative)
+    else:
+        return Rejected(TypeError, "number of seconds")
+    if not math.isfinite(seconds):
+        return Rejected(ValueError, "finite")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        return Rejected(ValueError, negative)
+    if seconds > MAX_SECONDS:
+        return Rejected(ValueError, "at most")
+    count, reported = nanoseconds(seconds)
+    if count == 0 and not allow_zero:
+        return Rejected(ValueError, "nanosecond")
+    if isinstance(value, (int, float)):
+        spelled = str(value)
+    elif seconds.is_integer():
+        spelled = f"{seconds:.0f}"
+    else:  # the shortest round-trip digits, without an exponent
+        spelled = format(Decimal(repr(seconds)), "f")
+    return Accepted(reported, spelled)
+
+
+# --- hostile triggers and connections (test_connection, test_loops) --------------------
+#
+# Triggers run against a connection that breaks its contract (or a trigger that
+# misbehaves), beside healthy bystanders: what is logged, that the bystanders keep
+# running, and that stop() still completes within a generous bound.
+
+Kind = Literal["python", "native"]
+Method = Literal["send", "send_when_idle"]
+KINDS: list[Kind] = ["python", "native"]
+METHODS: list[Method] = ["send", "send_when_idle"]
+
+#: How long the hostile triggers get to be called (cron fires on the second).
+CALLED_WITHIN = 10.0
+#: How long `stop()` may take, however hostile the triggers and connection.
+STOP_WITHIN = 10.0
+
+Send = Callable[[str], Awaitable[None]]
+Body = Callable[[TriggerContext, Send, str], Awaitable[None]]
+
+
+def as_connection(connection: object) -> Connection:
+    """A connection that breaks the contract on purpose, typed as one."""
+    hostile: Any = connection
+    return hostile  # type: ignore[no-any-return]
+
+
+def send_method(ctx: TriggerContext, method: Method) -> Send:
+    return ctx.send if method == "send" else ctx.send_when_idle
+
+
+def hostile_names(kind: Kind) -> set[str]:
+    """The names of the triggers `hostile_triggers(kind, ...)` makes."""
+    sources = ["python"] if kind == "python" else ["every", "after", "cron"]
+    return {f"{source}_{method}" for source in sources for method in METHODS}
+
+
+class Probe:
+    """What the hostile triggers did: each records its name on entry and on return."""
+
+    def __init__(self) -> None:
+        self.entered: list[str] = []
+        self.returned: list[str] = []
+
+    def entered_each(self, names: set[str], times: int = 1) -> bool:
+        return all(self.entered.count(name) >= times for name in names)
+
+
+async def send_own_name(ctx: TriggerContext, send: Send, name: str) -> None:
+    await send(name)
+
+
+def hostile_triggers(
+    kind: Kind, probe: Probe, body: Body = send_own_name
+) -> list[TriggerCallable | NativeTrigger]:
+    """One trigger per source of `kind` and per send method, each running `body`.
+
+    The Python triggers loop (`body`, then a short sleep) until `body` raises or
+    they are stopped; the native ones run `body` once per event: `every(0.1)`,
+    `after(0.05)` and `cron` each second.
+    """
+
+    def make(
+        name: str, method: Method, *, loop: bool
+    ) -> Callable[[TriggerContext], Awaitable[None]]:
+        async def hostile(ctx: TriggerContext) -> None:
+            while True:
+                probe.entered.append(name)
+                await body(ctx, send_method(ctx, method), name)
+                probe.returned.append(name)
+                if not loop:
+                    return
+                await asyncio.sleep(0.05)  # the pace of its calls
+
+        hostile.__name__ = name
+        return hostile
+
+    triggers: list[TriggerCallable | NativeTrigger] = []
+    for method in METHODS:
+        if kind == "python":
+            triggers.append(make(f"python_{method}", method, loop=True))
+        else:
+            triggers += [
+                every(0.1, make(f"every_{method}", method, loop=False), name=f"every_{method}"),
+                after(0.05, make(f"after_{method}", method, loop=False), name=f"after_{method}"),
+                cron(
+                    "* * * * * *",
+                    make(f"cron_{method}", method, loop=False),
+                    name=f"cron_{method}",
+                ),
+            ]
+    return triggers
+
+
+class Bystanders:
+    """Healthy triggers beside the hostile ones (a Python loop and an `every`);
+    they never touch the connection."""
+
+    def __init__(self) -> None:
+        self.python_ticks = 0
+        self.every_ticks = 0
+
+    def triggers(self) -> list[TriggerCallable | NativeTrigger]:
+        async def bystander_python(ctx: TriggerContext) -> None:
+            while True:
+                self.python_ticks += 1
+                await asyncio.sleep(0.02)  # the pace of its ticks
+
+        async def bystander_every(ctx: TriggerContext) -> None:
+            self.every_ticks += 1
+
+        return [bystander_python, every(0.02, bystander_every, name="bystander_every")]
+
+    def ticks(self) -> tuple[int, int]:
+        return self.python_ticks, self.every_ticks
+
+    async def keep_running(self, ticks: int = 3) -> None:
+        python, periodic = self.ticks()
+        await wait_for(
+            lambda: self.python_ticks >= python + ticks and self.every_ticks >= periodic + ticks,
+            timeout=10,
+            what=f"both bystanders to tick {ticks} more times",
+        )
+
+
+async def run_hostile(
+    connection: object,
+    kind: Kind,
+    until: Callable[[Probe], bool],
+    *,
+    body: Body = send_own_name,
+    after_construction: Callable[[], None] | None = None,
+) -> Probe:
+    """Run `kind`'s hostile triggers and the bystanders against `connection`.
+
+    Waits until `until(probe)` holds, then for the bystanders to keep ticking,
+    then stops the runner: that must complete within `STOP_WITHIN`, leaving
+    nothing running and nothing firing.
+    """
+    probe = Probe()
+    bystanders = Bystanders()
+    runner = TriggerRunner(
+        [*hostile_triggers(kind, probe, body), *bystanders.triggers()], as_connection(connection)
+    )
+    if after_construction is not None:
+        after_construction()
+    await runner.start()
+    try:
+        await wait_for(
+            lambda: until(probe), timeout=CALLED_WITHIN, what="the hostile triggers to be called"
+        )
+        await bystanders.keep_running()
+        await asyncio.wait_for(runner.stop(), STOP_WITHIN)
+        assert not runner.is_running
+        stopped_at = bystanders.ticks()
+        await asyncio.sleep(0.1)  # several ticks' time for a stray one to show up (a negative)
+        assert bystanders.ticks() == stopped_at, "a trigger fired after stop() returned"
+    finally:
+        # After a failure above, leave nothing firing into later tests.
+        await runner.stop(timeout=5)
+    return probe
+
+
+@pytest.fixture
+def captured(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.ERROR, logger="agent_triggers")
+    return caplog

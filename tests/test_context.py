@@ -1,15 +1,29 @@
-"""docs/contract.md §3: `TriggerContext`, the handle each trigger sends through."""
+"""docs/contract.md §3: `TriggerContext`, the handle each trigger sends through, and
+the content it sends: any `str` arrives exactly, in order (property-based)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from agent_triggers import Trigger, TriggerContext, TriggerDelivery, TriggerRunner
+from agent_triggers import Trigger, TriggerContext, TriggerDelivery, TriggerRunner, after
 
-from conftest import FakeConnection, MethodIdleConnection, stays_false, wait_for
+from conftest import (
+    QUICK,
+    RUNNING,
+    FakeConnection,
+    MethodIdleConnection,
+    rejected,
+    run,
+    stays_false,
+    wait_for,
+)
 
 NOT_STR = [5, b"bytes", None, ["a"]]
 NOT_STR_IDS = ["int", "bytes", "None", "list"]
@@ -227,3 +241,109 @@ async def test_each_trigger_delivers_by_its_own_delivery(busy_connection: FakeCo
         assert await stays_false(lambda: len(busy_connection.sent) > 1, duration=0.1)
         busy_connection.set_idle(True)
         await wait_for(lambda: busy_connection.sent == ["urgent", "when you are free"])
+
+
+# --- content: ctx.send, ctx.send_when_idle, ctx.deliver ---------------------------------
+
+SEND_METHODS = ["send", "send_when_idle", "deliver"]
+# Every code point: NUL, lone surrogates (valid in a Python str, so delivered as they
+# are), astral characters.
+hostile_text = st.one_of(
+    st.text(st.characters(exclude_categories=()), max_size=40),
+    st.sampled_from(["", "\0", "\ud800", "\udfff", "\ud83d\ude00", "😀", "\U0010ffff", "\r\n"]),
+)
+
+
+async def push_each(ctx: TriggerContext, messages: list[str]) -> None:
+    for message in messages:
+        await ctx.send(message)
+        await ctx.send_when_idle(message)
+        await ctx.deliver(message)
+
+
+@RUNNING
+@given(messages=st.lists(hostile_text, max_size=8))
+@example(messages=["", "\0", "a\0b", "\ud800", "\udc00\ud800", "😀", "\U0010ffff"])
+def test_hostile_strings_arrive_exactly_in_order(messages: list[str]) -> None:
+    expected = [message for message in messages for _ in SEND_METHODS]
+
+    async def main() -> None:
+        python_side, native_side = FakeConnection(), FakeConnection()
+
+        async def push(ctx: TriggerContext) -> None:
+            await push_each(ctx, messages)
+
+        runners = [
+            TriggerRunner([push], python_side),
+            TriggerRunner([after(0, push, delivery=TriggerDelivery.SEND_IMMEDIATELY)], native_side),
+        ]
+        for runner in runners:
+            await runner.start()
+        try:
+            await wait_for(lambda: not any(runner.is_running for runner in runners), timeout=10)
+        finally:
+            for runner in runners:
+                await runner.stop()
+        assert python_side.sent == expected
+        assert native_side.sent == expected
+
+    run(main)
+
+
+def digest(text: str) -> tuple[int, str]:
+    return len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+async def test_a_50_mb_message_among_hostile_ones_arrives_byte_exact_in_order(
+    connection: FakeConnection,
+) -> None:
+    big = "x\0" * (25 * 2**20 - 2) + "😀"  # NULs and an astral character: 50 MiB of UTF-8
+    assert len(big.encode("utf-8")) == 50 * 2**20
+    messages = ["", "\0", big, "\ud800", "😀\U0010ffff", "end"]
+    expected = [digest(message) for message in messages for _ in SEND_METHODS]
+
+    async def push(ctx: TriggerContext) -> None:
+        await push_each(ctx, messages)
+
+    async with TriggerRunner([push], connection) as runner:
+        await wait_for(lambda: not runner.is_running, timeout=30)
+    assert all(type(sent) is str for sent in connection.sent)
+    assert [digest(sent) for sent in connection.sent] == expected
+
+
+non_str_content = st.one_of(
+    st.binary(max_size=8),
+    st.binary(max_size=8).map(bytearray),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.lists(st.text(max_size=2), max_size=2),
+)
+
+
+@QUICK
+@given(content=non_str_content, method=st.sampled_from(SEND_METHODS))
+@example(content=b"text", method="send")
+@example(content=None, method="send_when_idle")
+@example(content=0, method="deliver")
+def test_non_str_content_is_a_type_error_naming_content_raised_at_the_call(
+    content: Any, method: str
+) -> None:
+    connection = FakeConnection()
+    send: Callable[[Any], Awaitable[None]] = getattr(TriggerContext(connection), method)
+    with rejected(TypeError, "content", type(content).__name__):
+        send(content)  # raised at once, before anything is awaited
+    assert connection.sent == []
+
+
+class Text(str):
+    pass
+
+
+@pytest.mark.parametrize("method", SEND_METHODS)
+async def test_a_str_subclass_is_content(connection: FakeConnection, method: str) -> None:
+    send: Callable[[str], Awaitable[None]] = getattr(TriggerContext(connection), method)
+    await send(Text("subclassed\0😀"))
+    assert connection.sent == ["subclassed\0😀"]
+    assert isinstance(connection.sent[0], str)

@@ -1,13 +1,15 @@
 """Runners and event loops: a runner stopped from a loop other than the one it
 was started on; runners on loops of their own in threads of their own; a
-runner built outside any loop; `start()` with no running loop; and the loop
-each async test of the suite runs on (see conftest's `loop_factories`).
+runner built outside any loop; `start()` with no running loop; the loop each
+async test of the suite runs on (see conftest's `loop_factories`); and a trigger
+that blocks the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -16,10 +18,17 @@ import pytest
 from agent_triggers import TriggerContext, TriggerRunner, every
 
 from conftest import (
+    KINDS,
     FakeConnection,
+    Kind,
     LoopFactory,
+    Probe,
+    Send,
     close_like_asyncio_run,
+    error_records,
+    hostile_names,
     loop_factories,
+    run_hostile,
     run_to_completion,
     wait_for,
 )
@@ -378,3 +387,28 @@ async def test_async_tests_run_on_the_loop_their_id_names(request: pytest.Fixtur
     else:
         assert "[asyncio]" in name or len(LOOPS) == 1, "the id names the loop"
         assert module.startswith("asyncio")
+
+
+# --- a trigger that blocks the loop ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_trigger_blocking_the_loop_delays_others_but_breaks_nothing(
+    kind: Kind, captured: pytest.LogCaptureFixture
+) -> None:
+    connection = FakeConnection()
+
+    async def block_then_send(ctx: TriggerContext, send: Send, name: str) -> None:
+        time.sleep(0.05)  # noqa: ASYNC251 - blocking the loop is the point
+        await send(name)
+
+    names = hostile_names(kind)
+    repeating = {name for name in names if not name.startswith(("after_", "cron_"))}
+
+    def blocked_again_and_again(probe: Probe) -> bool:
+        return probe.entered_each(names) and probe.entered_each(repeating, times=3)
+
+    probe = await run_hostile(connection, kind, blocked_again_and_again, body=block_then_send)
+    assert error_records(captured) == []
+    assert set(connection.sent) == names, "every blocking trigger's messages were sent"
+    assert len(probe.returned) >= len(probe.entered) - len(names)

@@ -1,21 +1,43 @@
 """`TriggerRunner.stop()` under pressure: mid-flight callbacks, concurrent and
 interleaved calls, stops from inside a trigger, and `stop(timeout=...)` for
-triggers that ignore cancellation."""
+triggers that ignore cancellation, with any timeout (property-based; the argument's
+own checks are in test_durations.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from agent_triggers import AlreadyStartedError, TriggerContext, TriggerRunner, after, every
 
-from conftest import FakeConnection, Stubborn, error_records, wait_for
+from conftest import (
+    MAX_SECONDS,
+    RUNNING,
+    Accepted,
+    FakeConnection,
+    Rejected,
+    Stubborn,
+    agent_trigger_logs,
+    error_records,
+    expected_duration,
+    messages_at,
+    rejected,
+    run,
+    until_set,
+    wait_for,
+)
 
 
 def warning_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -339,3 +361,111 @@ async def test_stop_rejects_a_bad_timeout_naming_it(
         with pytest.raises(error, match="timeout"):
             await runner.stop(timeout=timeout)
         assert runner.is_running is True, "a rejected stop() must not stop anything"
+
+
+# --- TriggerRunner.stop(timeout=...) at run time ----------------------------------------
+
+
+class Cooperative:
+    """A trigger that ends when cancelled, after an async cleanup."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.cleaned_up = False
+
+    async def __call__(self, ctx: TriggerContext) -> None:
+        self.started = True
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.01)  # an async cleanup that takes a while
+            self.cleaned_up = True
+
+
+short_timeouts = st.one_of(
+    st.floats(min_value=0.0, max_value=0.05, allow_subnormal=True),
+    st.fractions(min_value=0, max_value=Fraction(1, 20), max_denominator=10**12),
+    st.decimals(min_value=0, max_value=Decimal("0.05"), allow_nan=False, allow_infinity=False),
+    st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(milliseconds=50)),
+)
+
+
+@RUNNING
+@given(timeout=short_timeouts)
+@example(timeout=0)
+@example(timeout=-0.0)
+@example(timeout=5e-324)
+@example(timeout=Decimal("-0"))
+@example(timeout=dt.timedelta(0))
+@example(timeout=Fraction(1, 3 * 10**9))
+def test_a_short_stop_timeout_abandons_the_trigger_and_reports_the_exact_timeout(
+    timeout: Any,
+) -> None:
+    expected = expected_duration(timeout, allow_zero=True)
+    assert isinstance(expected, Accepted)
+
+    async def main() -> None:
+        stubborn = Stubborn()
+        runner = TriggerRunner([stubborn], FakeConnection())
+        with agent_trigger_logs() as records:
+            await runner.start()
+            await until_set(stubborn.started)
+            try:
+                await asyncio.wait_for(runner.stop(timeout=timeout), timeout=10)
+                assert not runner.is_running
+            finally:
+                stubborn.release()
+                await wait_for(lambda: stubborn.finished)
+        (warning,) = messages_at(records, logging.WARNING)
+        assert warning.startswith(f"stop(timeout={expected.seconds:g}) gave up waiting"), warning
+        assert "'Stubborn'" in warning
+
+    run(main)
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        None,
+        MAX_SECONDS,
+        3_200_000_000,
+        Decimal("3.2E+9"),
+        Fraction(32 * 10**8),
+        dt.timedelta(days=37000),
+    ],
+    ids=["None", "max-float", "max-int", "max-decimal", "max-fraction", "timedelta-37000d"],
+)
+async def test_a_long_stop_timeout_waits_for_the_cleanup(
+    timeout: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    cooperative = Cooperative()
+    runner = TriggerRunner([cooperative], FakeConnection())
+    await runner.start()
+    await wait_for(lambda: cooperative.started)
+    await asyncio.wait_for(runner.stop(timeout=timeout), timeout=10)
+    assert cooperative.cleaned_up
+    assert not runner.is_running
+    assert [r for r in caplog.records if r.name == "agent_triggers"] == []
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [math.nan, -1, -math.inf, math.inf, 1e300, True, "1", Decimal("NaN"), dt.timedelta(-1)],
+    ids=["nan", "-1", "-inf", "inf", "1e300", "True", "str", "decimal-nan", "timedelta-neg"],
+)
+async def test_a_rejected_stop_timeout_leaves_the_runner_running(timeout: Any) -> None:
+    expected = expected_duration(timeout, allow_zero=True)
+    assert isinstance(expected, Rejected)
+    cooperative = Cooperative()
+    runner = TriggerRunner([cooperative], FakeConnection())
+    await runner.start()
+    try:
+        await wait_for(lambda: cooperative.started)
+        stopping = runner.stop(timeout=timeout)
+        with rejected(expected.error, "timeout", expected.reason):
+            await stopping
+        assert runner.is_running
+        assert not cooperative.cleaned_up
+    finally:
+        await asyncio.wait_for(runner.stop(), timeout=10)
+    assert cooperative.cleaned_up
