@@ -2,8 +2,12 @@
 #   make demo   build the package into .venv and run the demo
 #   make test   build, lint and run every test (Rust and Python)
 #   make bench  the benchmarks against the peers (not part of make test)
+#   make dev T=tests/test_every.py
+#               the inner loop, once `make install` has made .venv: a debug build of
+#               the extension into .venv (quicker than install's release build), then
+#               pytest -x -q on T (a file, a node id, pytest options; default: the suite)
 .DEFAULT_GOAL := test
-.PHONY: demo test install lint test-rust test-python test-wheel format clean bench
+.PHONY: demo test install dev lint test-rust test-python test-wheel format clean bench
 
 PYTHON ?= python3
 VENV := .venv
@@ -20,6 +24,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --editable ".[dev]"
 
+T ?=
+dev: $(BIN)/python
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/maturin develop
+	$(BIN)/python -m pytest -x -q $(T)
+
 demo: $(BIN)/python
 	$(BIN)/python -m pip install --quiet .
 	$(BIN)/python -m agent_triggers
@@ -31,6 +40,8 @@ lint: install
 	$(BIN)/ruff format --check python tests examples benchmarks
 	$(BIN)/mypy --strict
 	$(BIN)/pyright --pythonpath $(BIN)/python --project pyproject.toml
+	# The stub against the built module (the allowlist says why each entry is there).
+	$(BIN)/python -m mypy.stubtest agent_triggers._core --allowlist stubtest-allowlist.txt
 	$(BIN)/actionlint .github/workflows/*.yml
 
 test-rust:

@@ -9,11 +9,31 @@ from types import TracebackType
 from typing import Any, Protocol, final
 from zoneinfo import ZoneInfo
 
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
 from agent_triggers._delivery import TriggerDelivery
 from agent_triggers._file_change import FileChange
 from agent_triggers._trigger import Trigger
+
+__all__ = [
+    "AlreadyStartedError",
+    "CronTrigger",
+    "EventSource",
+    "FileChangeTrigger",
+    "NativeTrigger",
+    "OneShotTrigger",
+    "PeriodicTrigger",
+    "TriggerContext",
+    "TriggerRunner",
+    "__version__",
+    "_inject_panic",
+    "after",
+    "at",
+    "cron",
+    "delivery_argument",
+    "every",
+    "on_file_change",
+]
 
 __version__: str
 
@@ -37,7 +57,7 @@ Interval = int | float | Fraction | Decimal | timedelta
 class TriggerContext:
     """Handle given to each trigger: sends messages into the agent."""
 
-    def __init__(self, connection: Connection) -> None: ...
+    def __new__(cls, connection: Connection) -> Self: ...
     def send(self, content: str) -> Awaitable[None]:
         """Send ``content`` now, even mid-turn. ``TypeError`` if not a ``str``."""
     def send_when_idle(self, content: str) -> Awaitable[None]:
@@ -58,11 +78,11 @@ class TriggerContext:
 class TriggerRunner:
     """Owns and runs a set of triggers against one connection."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         triggers: Iterable[TriggerCallable | Trigger | NativeTrigger],
         connection: Connection,
-    ) -> None: ...
+    ) -> Self: ...
     async def start(self) -> None:
         """Start every trigger; ``AlreadyStartedError`` if started and not stopped.
 
@@ -99,6 +119,7 @@ class TriggerRunner:
         traceback: TracebackType | None = None,
     ) -> None: ...
 
+@disjoint_base
 class NativeTrigger:
     """Base class of the native triggers (``every``, ``cron``, ``after``, ``at``,
     ``on_file_change``): events from a Rust source, ``callback(ctx, ...)`` on each."""
@@ -162,9 +183,13 @@ def every(
     callback: Callable[[Any], Awaitable[object]],
     *,
     name: str | None = None,
-    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+    delivery: TriggerDelivery | None = None,
 ) -> PeriodicTrigger:
-    """A trigger that calls ``await callback(ctx)`` every ``interval`` seconds."""
+    """A trigger that calls ``await callback(ctx)`` every ``interval`` seconds.
+
+    ``delivery`` ``None`` (the default) is ``TriggerDelivery.WAIT_IDLE``, here and in
+    every native factory.
+    """
 
 def cron(
     expression: str,
@@ -172,7 +197,7 @@ def cron(
     *,
     tz: str | ZoneInfo | timezone | None = None,
     name: str | None = None,
-    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+    delivery: TriggerDelivery | None = None,
 ) -> CronTrigger:
     """A trigger that calls ``await callback(ctx)`` whenever ``expression`` matches.
 
@@ -185,7 +210,7 @@ def after(
     callback: Callable[[Any], Awaitable[object]],
     *,
     name: str | None = None,
-    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+    delivery: TriggerDelivery | None = None,
 ) -> OneShotTrigger:
     """A trigger that calls ``await callback(ctx)`` once, ``delay`` seconds after start."""
 
@@ -194,7 +219,7 @@ def at(
     callback: Callable[[Any], Awaitable[object]],
     *,
     name: str | None = None,
-    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+    delivery: TriggerDelivery | None = None,
 ) -> OneShotTrigger:
     """A trigger that calls ``await callback(ctx)`` once, at the aware datetime ``when``."""
 
@@ -203,11 +228,13 @@ def on_file_change(
     callback: Callable[[Any, list[FileChange]], Awaitable[object]],
     *,
     name: str | None = None,
-    recursive: bool = True,
-    debounce: Interval = 0.05,
-    delivery: TriggerDelivery = TriggerDelivery.WAIT_IDLE,
+    recursive: bool | None = None,
+    debounce: Interval | None = None,
+    delivery: TriggerDelivery | None = None,
 ) -> FileChangeTrigger:
     """A trigger that calls ``await callback(ctx, changes)`` when files at ``path`` change.
+
+    ``recursive`` ``None`` (the default) is ``True``; ``debounce`` ``None`` is 0.05 s.
 
     The runner's ``start()`` sets up the OS watch: a change made once it has
     returned is seen (``RuntimeError`` from ``start()`` if it cannot be set up).
