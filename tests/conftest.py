@@ -211,7 +211,7 @@ async def wait_for(
         if loop.time() >= deadline:
             description = what or getattr(predicate, "__name__", repr(predicate))
             pytest.fail(f"timed out after {timeout} s waiting for: {description}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the poll interval
 
 
 async def until_set(event: asyncio.Event, timeout: float = 5.0, what: str | None = None) -> None:
@@ -288,7 +288,7 @@ async def stays_false(predicate: Callable[[], object], duration: float = 0.1) ->
     while loop.time() < deadline:
         if predicate():
             return False
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the poll interval
     return not predicate()
 
 

@@ -76,7 +76,7 @@ async def exercise_a_runner(directory: Path) -> None:
             while True:
                 await ctx.send("python")
                 fired.add("python")
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # the pace of its sends
         finally:
             cleaned_up.append("python")
 
@@ -189,7 +189,7 @@ def wait_blocking(pid: int, timeout: float) -> int | None:
         if time.monotonic() >= deadline:
             kill(pid)
             return None
-        time.sleep(0.005)
+        time.sleep(0.005)  # the poll interval
     return code
 
 
@@ -217,7 +217,7 @@ async def child_outcome(pid: int, report: int) -> tuple[int, str]:
                 f"the forked child hung: killed after {CHILD_TIMEOUT} s; "
                 f"it reported: {read_report(report) or 'nothing'}"
             )
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the poll interval
     return code, read_report(report)
 
 
@@ -249,7 +249,7 @@ async def test_a_child_forked_while_a_runner_runs_runs_one_of_its_own(tmp_path: 
     async def python_loop(ctx: TriggerContext) -> None:
         while True:
             await ctx.send("parent")
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the pace of its sends
 
     async def noop(ctx: TriggerContext) -> None:
         pass
@@ -352,7 +352,7 @@ def churn_runners(stop: threading.Event) -> None:
                 [every(0.0005, tick), after(0, tick), python_loop], FakeConnection()
             )
             await runner.start()
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # runs a moment between start and stop
             await runner.stop()
 
     asyncio.run(churn())

@@ -578,7 +578,7 @@ async def test_raising_trigger_does_not_disturb_siblings_or_the_loop(
     async def steady(ctx: TriggerContext) -> None:
         while True:
             ticks.append(1)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the pace of its ticks
 
     runner = TriggerRunner([failing, steady], connection)
     async with runner:
@@ -674,7 +674,7 @@ async def test_runner_dropped_without_stop_cancels_python_triggers(
         try:
             while True:
                 ticks.append(1)
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # the pace of its ticks
         finally:
             finished.append("finally")
 
@@ -745,7 +745,7 @@ async def test_event_loop_stays_responsive_with_many_triggers(
     async def busy_python(ctx: TriggerContext) -> None:
         while True:
             await ctx.send("py")
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the pace of its sends
 
     async def callback(ctx: object) -> None:
         callback_calls.append(1)
@@ -757,7 +757,7 @@ async def test_event_loop_stays_responsive_with_many_triggers(
         end = loop.time() + duration
         while loop.time() < end:
             before = loop.time()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # lag = how late this wakes up
             worst = max(worst, loop.time() - before - 0.01)
         return worst
 
@@ -777,7 +777,7 @@ async def test_other_python_threads_run_while_triggers_wait(connection: FakeConn
         end = time.monotonic() + 0.3
         while time.monotonic() < end:
             progress.append(1)
-            time.sleep(0.001)
+            time.sleep(0.001)  # the pace of its progress (a thread, not the loop)
         done.set()
 
     async def callback(ctx: object) -> None:
@@ -806,7 +806,7 @@ async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
     async def ticker() -> None:
         while True:
             ticks.append(1)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the pace of its ticks
 
     runner = TriggerRunner([slow_cleanup], connection)
     await runner.start()

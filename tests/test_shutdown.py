@@ -195,7 +195,7 @@ async def send(ctx, *changes):
 async def busy(ctx):
     while True:
         await ctx.send("busy")
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # the pace of its sends
 
 async def hang(ctx):
     await ctx.send("hang")

@@ -84,7 +84,7 @@ async def test_stop_waits_for_every_callback_in_flight(connection: FakeConnectio
     async def sender(ctx: TriggerContext) -> None:
         while True:
             await ctx.send("tick")
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the pace of its sends
 
     runner = TriggerRunner([every(0.005, slow_tick), sender], connection)
     await runner.start()
@@ -138,7 +138,7 @@ async def test_start_and_stop_interleaved_from_many_tasks(
         try:
             while True:
                 await ctx.send("working")
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.001)  # the pace of its sends
         finally:
             ledger.cleaned += 1
 
@@ -214,7 +214,7 @@ async def test_stop_from_inside_a_trigger_while_another_stop_waits(
         try:
             await asyncio.sleep(3600)
         finally:
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.03)  # an async cleanup that takes a while
             cleaned.set()
 
     runner = TriggerRunner([stop_myself, slow], connection)
