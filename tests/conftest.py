@@ -235,6 +235,11 @@ async def running(
         await asyncio.wait_for(runner.stop(), stop_within)
 
 
+async def wait_forever(ctx: object) -> None:
+    """A trigger that sleeps until cancelled."""
+    await asyncio.sleep(3600)
+
+
 def sleeper(started: asyncio.Event) -> Callable[[object], Coroutine[Any, Any, None]]:
     """A trigger that sets `started` once it runs, then sleeps until cancelled.
 

@@ -1,4 +1,5 @@
-"""Leaks: many start/stop cycles of a 20-trigger runner leave nothing behind.
+"""Leaks: many start/stop cycles of a 20-trigger runner leave nothing behind, and
+nor does a runner dropped without stop().
 
 Requirement: 5,000 start/stop cycles of a 20-trigger runner — resident memory grows
 < 5 MB and gc-tracked objects do not grow; weak references show runners, contexts,
@@ -39,7 +40,7 @@ from agent_triggers import (
 )
 from agent_triggers._core import NativeTrigger
 
-from conftest import FakeConnection, wait_for
+from conftest import FakeConnection, sleeper, until_set, wait_for
 
 CYCLES = 5_000
 # Cycles run before the baseline is taken: first-use allocations (the tokio runtime and
@@ -335,3 +336,75 @@ async def test_a_connection_held_elsewhere_survives_collecting_a_runner_and_its_
         assert getattr(outside[0], "sent", None) == ["hello"], "the connection was cleared"
     finally:
         gc.unfreeze()
+
+
+# --- a runner dropped without stop() (docs/contract.md §4) ----------------------------
+
+
+async def test_runner_dropped_without_stop_cancels_python_triggers(
+    connection: FakeConnection,
+) -> None:
+    ticks: list[int] = []
+    finished: list[str] = []
+
+    async def ticking(ctx: TriggerContext) -> None:
+        try:
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.01)  # the pace of its ticks
+        finally:
+            finished.append("finally")
+
+    runner = TriggerRunner([ticking], connection)
+    await runner.start()
+    await wait_for(lambda: len(ticks) >= 3)
+    del runner
+    gc.collect()
+    await wait_for(lambda: finished == ["finally"], what="the dropped runner's trigger to end")
+    count = len(ticks)
+    await asyncio.sleep(0.1)  # ten of its ticks' time for a stray tick to show up (a negative)
+    assert len(ticks) == count
+
+
+async def test_runner_dropped_without_stop_stops_native_triggers(
+    connection: FakeConnection,
+) -> None:
+    calls: list[int] = []
+
+    async def callback(ctx: object) -> None:
+        calls.append(1)
+
+    runner = TriggerRunner([every(0.01, callback)], connection)
+    await runner.start()
+    await wait_for(lambda: len(calls) >= 3)
+    del runner
+    gc.collect()
+
+    async def stopped_firing() -> bool:
+        before = len(calls)
+        await asyncio.sleep(0.15)  # fifteen intervals: time for a stray call to show up
+        return len(calls) == before
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while not await stopped_firing():
+        assert loop.time() < deadline, "the every() trigger kept firing after its runner died"
+
+
+async def test_trigger_tasks_do_not_keep_the_runner_alive(connection: FakeConnection) -> None:
+    async def callback(ctx: object) -> None:
+        pass
+
+    started = asyncio.Event()
+    runner = TriggerRunner([sleeper(started), every(0.05, callback)], connection)
+    await runner.start()
+    await until_set(started)  # its task is running, holding whatever it holds
+    ref = weakref.ref(runner)
+    del runner
+    gc.collect()
+
+    def collected() -> bool:
+        gc.collect()
+        return ref() is None
+
+    await wait_for(collected, what="the runner to be collected")

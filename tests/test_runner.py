@@ -1,15 +1,15 @@
-"""docs/contract.md §4: `TriggerRunner` — construction, lifecycle, errors, loop and GC."""
+"""docs/contract.md §4: `TriggerRunner` — construction, start, is_running, `async with`,
+failing triggers, and the loop they run on (stop(): test_stop.py; a runner dropped
+without stop(): test_leaks.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import gc
 import logging
 import re
 import threading
 import time
-import weakref
 from typing import Any
 
 import pytest
@@ -26,18 +26,14 @@ from conftest import (
     FakeConnection,
     RaisingConnection,
     error_records,
-    sleeper,
     until_set,
     wait_for,
+    wait_forever,
 )
 
 
 async def noop(ctx: TriggerContext) -> None:
     pass
-
-
-async def wait_forever(ctx: TriggerContext) -> None:
-    await asyncio.sleep(3600)
 
 
 # --- construction --------------------------------------------------------------
@@ -207,191 +203,6 @@ async def test_second_start_does_not_launch_triggers_again(connection: FakeConne
             await runner.start()
         await asyncio.sleep(0.05)  # time for a second launch to show up (a negative)
         assert len(starts) == 1
-
-
-# --- stop --------------------------------------------------------------------------
-
-
-async def test_stop_cancels_and_waits_for_async_cleanup(connection: FakeConnection) -> None:
-    events: list[str] = []
-
-    async def sleeper(ctx: TriggerContext) -> None:
-        events.append("started")
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            events.append("cancelled")
-            await asyncio.sleep(0.05)  # an async cleanup that takes a while
-            events.append("except done")
-            raise
-        finally:
-            await asyncio.sleep(0.05)  # another, after the except block's
-            events.append("finally done")
-
-    runner = TriggerRunner([sleeper], connection)
-    await runner.start()
-    try:
-        await wait_for(lambda: events == ["started"])
-    finally:
-        await runner.stop()
-    assert events == ["started", "cancelled", "except done", "finally done"]
-
-
-async def test_stop_waits_for_the_cleanup_of_every_trigger(connection: FakeConnection) -> None:
-    cleaned: list[int] = []
-    started: list[int] = []
-
-    def make(i: int) -> Any:
-        async def sleeper(ctx: TriggerContext) -> None:
-            started.append(i)
-            try:
-                await asyncio.sleep(3600)
-            finally:
-                await asyncio.sleep(0.01 * i)  # cleanups of different lengths
-                cleaned.append(i)
-
-        return sleeper
-
-    runner = TriggerRunner([make(i) for i in range(5)], connection)
-    await runner.start()
-    try:
-        await wait_for(lambda: len(started) == 5)
-    finally:
-        await runner.stop()
-    assert sorted(cleaned) == [0, 1, 2, 3, 4]
-
-
-async def test_stop_cancels_a_trigger_subclass(connection: FakeConnection) -> None:
-    started: list[str] = []
-    cleaned: list[str] = []
-
-    class Sleeper(Trigger):
-        name = "sleeper"
-
-        async def run(self, ctx: TriggerContext) -> None:
-            started.append(self.name)
-            try:
-                await asyncio.sleep(3600)
-            finally:
-                await asyncio.sleep(0.02)  # an async cleanup that takes a while
-                cleaned.append(self.name)
-
-    runner = TriggerRunner([Sleeper()], connection)
-    await runner.start()
-    try:
-        await wait_for(lambda: started)
-    finally:
-        await runner.stop()
-    assert cleaned == ["sleeper"]
-
-
-async def test_stop_cancels_a_trigger_awaiting_send_when_idle(
-    busy_connection: FakeConnection,
-) -> None:
-    finished: list[str] = []
-    started = asyncio.Event()
-
-    async def patient(ctx: TriggerContext) -> None:
-        started.set()
-        try:
-            await ctx.send_when_idle("never sent")
-        finally:
-            finished.append("finally")
-
-    runner = TriggerRunner([patient], busy_connection)
-    await runner.start()
-    await until_set(started)  # its next step awaits send_when_idle
-    await runner.stop()
-    assert finished == ["finally"]
-    busy_connection.set_idle(True)
-    await asyncio.sleep(0.05)  # time for a stray send to show up (a negative)
-    assert busy_connection.sent == []
-
-
-async def test_stop_returns_normally_even_if_a_trigger_swallows_cancellation(
-    connection: FakeConnection,
-) -> None:
-    started = asyncio.Event()
-
-    async def stubborn(ctx: TriggerContext) -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            return
-
-    runner = TriggerRunner([stubborn], connection)
-    await runner.start()
-    await until_set(started)
-    await asyncio.wait_for(runner.stop(), timeout=5.0)
-    assert runner.is_running is False
-
-
-async def test_stop_before_start_is_a_no_op(connection: FakeConnection) -> None:
-    runner = TriggerRunner([wait_forever], connection)
-    await runner.stop()
-    assert runner.is_running is False
-    await runner.start()
-    try:
-        assert runner.is_running is True
-    finally:
-        await runner.stop()
-
-
-async def test_stop_is_idempotent(connection: FakeConnection) -> None:
-    runner = TriggerRunner([wait_forever], connection)
-    await runner.start()
-    await runner.stop()
-    await runner.stop()
-    await runner.stop()
-    assert runner.is_running is False
-
-
-async def test_concurrent_stops_both_return(connection: FakeConnection) -> None:
-    runner = TriggerRunner([wait_forever], connection)
-    await runner.start()
-    await asyncio.wait_for(asyncio.gather(runner.stop(), runner.stop()), timeout=5.0)
-    assert runner.is_running is False
-
-
-async def test_runner_can_be_started_again_after_stop(connection: FakeConnection) -> None:
-    runs: list[int] = []
-
-    async def counted(ctx: TriggerContext) -> None:
-        runs.append(1)
-        await ctx.send(f"run {len(runs)}")
-        await asyncio.sleep(3600)
-
-    runner = TriggerRunner([counted], connection)
-    await runner.start()
-    try:
-        await wait_for(lambda: connection.sent == ["run 1"])
-    finally:
-        await runner.stop()
-    await runner.start()
-    try:
-        await wait_for(lambda: connection.sent == ["run 1", "run 2"])
-        assert runner.is_running is True
-    finally:
-        await runner.stop()
-    assert runner.is_running is False
-
-
-async def test_restart_after_triggers_returned(connection: FakeConnection) -> None:
-    async def once(ctx: TriggerContext) -> None:
-        await ctx.send("once")
-
-    runner = TriggerRunner([once], connection)
-    await runner.start()
-    try:
-        await wait_for(lambda: connection.sent == ["once"])
-    finally:
-        await runner.stop()
-    await runner.start()
-    try:
-        await wait_for(lambda: connection.sent == ["once", "once"])
-    finally:
-        await runner.stop()
 
 
 # --- is_running ----------------------------------------------------------------------
@@ -661,78 +472,6 @@ async def test_triggers_see_the_callers_contextvars(connection: FakeConnection) 
     assert seen == ["set-before-start"]
 
 
-# --- garbage collection --------------------------------------------------------------
-
-
-async def test_runner_dropped_without_stop_cancels_python_triggers(
-    connection: FakeConnection,
-) -> None:
-    ticks: list[int] = []
-    finished: list[str] = []
-
-    async def ticking(ctx: TriggerContext) -> None:
-        try:
-            while True:
-                ticks.append(1)
-                await asyncio.sleep(0.01)  # the pace of its ticks
-        finally:
-            finished.append("finally")
-
-    runner = TriggerRunner([ticking], connection)
-    await runner.start()
-    await wait_for(lambda: len(ticks) >= 3)
-    del runner
-    gc.collect()
-    await wait_for(lambda: finished == ["finally"], what="the dropped runner's trigger to end")
-    count = len(ticks)
-    await asyncio.sleep(0.1)  # ten of its ticks' time for a stray tick to show up (a negative)
-    assert len(ticks) == count
-
-
-async def test_runner_dropped_without_stop_stops_native_triggers(
-    connection: FakeConnection,
-) -> None:
-    calls: list[int] = []
-
-    async def callback(ctx: object) -> None:
-        calls.append(1)
-
-    runner = TriggerRunner([every(0.01, callback)], connection)
-    await runner.start()
-    await wait_for(lambda: len(calls) >= 3)
-    del runner
-    gc.collect()
-
-    async def stopped_firing() -> bool:
-        before = len(calls)
-        await asyncio.sleep(0.15)  # fifteen intervals: time for a stray call to show up
-        return len(calls) == before
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
-    while not await stopped_firing():
-        assert loop.time() < deadline, "the every() trigger kept firing after its runner died"
-
-
-async def test_trigger_tasks_do_not_keep_the_runner_alive(connection: FakeConnection) -> None:
-    async def callback(ctx: object) -> None:
-        pass
-
-    started = asyncio.Event()
-    runner = TriggerRunner([sleeper(started), every(0.05, callback)], connection)
-    await runner.start()
-    await until_set(started)  # its task is running, holding whatever it holds
-    ref = weakref.ref(runner)
-    del runner
-    gc.collect()
-
-    def collected() -> bool:
-        gc.collect()
-        return ref() is None
-
-    await wait_for(collected, what="the runner to be collected")
-
-
 # --- the loop is never blocked -------------------------------------------------------
 
 
@@ -789,74 +528,3 @@ async def test_other_python_threads_run_while_triggers_wait(connection: FakeConn
         await wait_for(done.is_set)
         thread.join()
     assert len(progress) >= 20
-
-
-async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
-    """While stop() waits for a slow async cleanup, other tasks keep running."""
-    ticks: list[int] = []
-    started = asyncio.Event()
-
-    async def slow_cleanup(ctx: TriggerContext) -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(0.2)  # a slow async cleanup, the point of the test
-
-    async def ticker() -> None:
-        while True:
-            ticks.append(1)
-            await asyncio.sleep(0.01)  # the pace of its ticks
-
-    runner = TriggerRunner([slow_cleanup], connection)
-    await runner.start()
-    # Started: a trigger cancelled before its first step has no cleanup to wait for.
-    await asyncio.wait_for(started.wait(), 5)
-    ticking = asyncio.ensure_future(ticker())
-    try:
-        before = len(ticks)
-        await runner.stop()
-        assert len(ticks) >= before + 3
-    finally:
-        ticking.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await ticking
-    assert runner.is_running is False
-
-
-async def test_a_trigger_may_stop_its_own_runner_which_can_then_restart(
-    connection: FakeConnection,
-) -> None:
-    holder: list[TriggerRunner] = []
-
-    async def stopper(ctx: TriggerContext) -> None:
-        await holder[0].stop()
-
-    runner = TriggerRunner([stopper, wait_forever], connection)
-    holder.append(runner)
-    await runner.start()
-    await wait_for(lambda: not runner.is_running)
-    await runner.start()  # the self-stop completed: the runner is stopped, not stuck started
-    await runner.stop()
-
-
-async def test_an_error_raised_while_being_cancelled_is_logged(
-    connection: FakeConnection, caplog: pytest.LogCaptureFixture
-) -> None:
-    started = asyncio.Event()
-
-    async def broken_cleanup(ctx: TriggerContext) -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            raise RuntimeError("cleanup failed")
-
-    runner = TriggerRunner([broken_cleanup], connection)
-    await runner.start()
-    await until_set(started)
-    await runner.stop()
-    records = [r for r in caplog.records if r.name == "agent_triggers"]
-    assert any(
-        "broken_cleanup" in r.getMessage() and "cleanup failed" in r.getMessage() for r in records
-    )

@@ -1,7 +1,7 @@
-"""`TriggerRunner.stop()` under pressure: mid-flight callbacks, concurrent and
-interleaved calls, stops from inside a trigger, and `stop(timeout=...)` for
-triggers that ignore cancellation, with any timeout (property-based; the argument's
-own checks are in test_durations.py)."""
+"""docs/contract.md §4: `TriggerRunner.stop()` — what it cancels and waits for, and
+under pressure: mid-flight callbacks, concurrent and interleaved calls, stops from
+inside a trigger, and `stop(timeout=...)` for triggers that ignore cancellation, with
+any timeout (property-based; the argument's own checks are in test_durations.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent_triggers import AlreadyStartedError, TriggerContext, TriggerRunner, after, every
+from agent_triggers import AlreadyStartedError, Trigger, TriggerContext, TriggerRunner, after, every
 
 from conftest import (
     MAX_SECONDS,
@@ -37,6 +37,7 @@ from conftest import (
     run,
     until_set,
     wait_for,
+    wait_forever,
 )
 
 
@@ -73,7 +74,263 @@ class Ledger:
         return wait_then_clean_up
 
 
-# --- mid-flight, concurrent, interleaved -----------------------------------------
+# --- stop(): cancels, waits for cleanup, restarts -------------------------------------
+
+
+async def test_stop_cancels_and_waits_for_async_cleanup(connection: FakeConnection) -> None:
+    events: list[str] = []
+
+    async def sleeper(ctx: TriggerContext) -> None:
+        events.append("started")
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            await asyncio.sleep(0.05)  # an async cleanup that takes a while
+            events.append("except done")
+            raise
+        finally:
+            await asyncio.sleep(0.05)  # another, after the except block's
+            events.append("finally done")
+
+    runner = TriggerRunner([sleeper], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: events == ["started"])
+    finally:
+        await runner.stop()
+    assert events == ["started", "cancelled", "except done", "finally done"]
+
+
+async def test_stop_waits_for_the_cleanup_of_every_trigger(connection: FakeConnection) -> None:
+    cleaned: list[int] = []
+    started: list[int] = []
+
+    def make(i: int) -> Any:
+        async def sleeper(ctx: TriggerContext) -> None:
+            started.append(i)
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.01 * i)  # cleanups of different lengths
+                cleaned.append(i)
+
+        return sleeper
+
+    runner = TriggerRunner([make(i) for i in range(5)], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: len(started) == 5)
+    finally:
+        await runner.stop()
+    assert sorted(cleaned) == [0, 1, 2, 3, 4]
+
+
+async def test_stop_cancels_a_trigger_subclass(connection: FakeConnection) -> None:
+    started: list[str] = []
+    cleaned: list[str] = []
+
+    class Sleeper(Trigger):
+        name = "sleeper"
+
+        async def run(self, ctx: TriggerContext) -> None:
+            started.append(self.name)
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.02)  # an async cleanup that takes a while
+                cleaned.append(self.name)
+
+    runner = TriggerRunner([Sleeper()], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: started)
+    finally:
+        await runner.stop()
+    assert cleaned == ["sleeper"]
+
+
+async def test_stop_cancels_a_trigger_awaiting_send_when_idle(
+    busy_connection: FakeConnection,
+) -> None:
+    finished: list[str] = []
+    started = asyncio.Event()
+
+    async def patient(ctx: TriggerContext) -> None:
+        started.set()
+        try:
+            await ctx.send_when_idle("never sent")
+        finally:
+            finished.append("finally")
+
+    runner = TriggerRunner([patient], busy_connection)
+    await runner.start()
+    await until_set(started)  # its next step awaits send_when_idle
+    await runner.stop()
+    assert finished == ["finally"]
+    busy_connection.set_idle(True)
+    await asyncio.sleep(0.05)  # time for a stray send to show up (a negative)
+    assert busy_connection.sent == []
+
+
+async def test_stop_returns_normally_even_if_a_trigger_swallows_cancellation(
+    connection: FakeConnection,
+) -> None:
+    started = asyncio.Event()
+
+    async def stubborn(ctx: TriggerContext) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return
+
+    runner = TriggerRunner([stubborn], connection)
+    await runner.start()
+    await until_set(started)
+    await asyncio.wait_for(runner.stop(), timeout=5.0)
+    assert runner.is_running is False
+
+
+async def test_stop_before_start_is_a_no_op(connection: FakeConnection) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.stop()
+    assert runner.is_running is False
+    await runner.start()
+    try:
+        assert runner.is_running is True
+    finally:
+        await runner.stop()
+
+
+async def test_stop_is_idempotent(connection: FakeConnection) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.start()
+    await runner.stop()
+    await runner.stop()
+    await runner.stop()
+    assert runner.is_running is False
+
+
+async def test_concurrent_stops_both_return(connection: FakeConnection) -> None:
+    runner = TriggerRunner([wait_forever], connection)
+    await runner.start()
+    await asyncio.wait_for(asyncio.gather(runner.stop(), runner.stop()), timeout=5.0)
+    assert runner.is_running is False
+
+
+async def test_runner_can_be_started_again_after_stop(connection: FakeConnection) -> None:
+    runs: list[int] = []
+
+    async def counted(ctx: TriggerContext) -> None:
+        runs.append(1)
+        await ctx.send(f"run {len(runs)}")
+        await asyncio.sleep(3600)
+
+    runner = TriggerRunner([counted], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["run 1"])
+    finally:
+        await runner.stop()
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["run 1", "run 2"])
+        assert runner.is_running is True
+    finally:
+        await runner.stop()
+    assert runner.is_running is False
+
+
+async def test_restart_after_triggers_returned(connection: FakeConnection) -> None:
+    async def once(ctx: TriggerContext) -> None:
+        await ctx.send("once")
+
+    runner = TriggerRunner([once], connection)
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["once"])
+    finally:
+        await runner.stop()
+    await runner.start()
+    try:
+        await wait_for(lambda: connection.sent == ["once", "once"])
+    finally:
+        await runner.stop()
+
+
+async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
+    """While stop() waits for a slow async cleanup, other tasks keep running."""
+    ticks: list[int] = []
+    started = asyncio.Event()
+
+    async def slow_cleanup(ctx: TriggerContext) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.2)  # a slow async cleanup, the point of the test
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(1)
+            await asyncio.sleep(0.01)  # the pace of its ticks
+
+    runner = TriggerRunner([slow_cleanup], connection)
+    await runner.start()
+    # Started: a trigger cancelled before its first step has no cleanup to wait for.
+    await asyncio.wait_for(started.wait(), 5)
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        before = len(ticks)
+        await runner.stop()
+        assert len(ticks) >= before + 3
+    finally:
+        ticking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ticking
+    assert runner.is_running is False
+
+
+async def test_a_trigger_may_stop_its_own_runner_which_can_then_restart(
+    connection: FakeConnection,
+) -> None:
+    holder: list[TriggerRunner] = []
+
+    async def stopper(ctx: TriggerContext) -> None:
+        await holder[0].stop()
+
+    runner = TriggerRunner([stopper, wait_forever], connection)
+    holder.append(runner)
+    await runner.start()
+    await wait_for(lambda: not runner.is_running)
+    await runner.start()  # the self-stop completed: the runner is stopped, not stuck started
+    await runner.stop()
+
+
+async def test_an_error_raised_while_being_cancelled_is_logged(
+    connection: FakeConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = asyncio.Event()
+
+    async def broken_cleanup(ctx: TriggerContext) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            raise RuntimeError("cleanup failed")
+
+    runner = TriggerRunner([broken_cleanup], connection)
+    await runner.start()
+    await until_set(started)
+    await runner.stop()
+    records = [r for r in caplog.records if r.name == "agent_triggers"]
+    assert any(
+        "broken_cleanup" in r.getMessage() and "cleanup failed" in r.getMessage() for r in records
+    )
+
+
+# --- mid-flight, concurrent, interleaved ----------------------------------------------
 
 
 async def test_stop_waits_for_every_callback_in_flight(connection: FakeConnection) -> None:
@@ -228,7 +485,7 @@ async def test_stop_from_inside_a_trigger_while_another_stop_waits(
     assert runner.is_running is False
 
 
-# --- stop(timeout=...) -------------------------------------------------------------
+# --- stop(timeout=...) ----------------------------------------------------------------
 
 
 async def test_stop_with_timeout_abandons_a_trigger_that_ignores_cancellation(
@@ -363,7 +620,7 @@ async def test_stop_rejects_a_bad_timeout_naming_it(
         assert runner.is_running is True, "a rejected stop() must not stop anything"
 
 
-# --- TriggerRunner.stop(timeout=...) at run time ----------------------------------------
+# --- TriggerRunner.stop(timeout=...) at run time --------------------------------------
 
 
 class Cooperative:
