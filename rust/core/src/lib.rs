@@ -2,29 +2,30 @@
 //!
 //! Pure Rust on tokio, with no knowledge of Python. A [`Trigger`] is a long-lived
 //! task; a [`TriggerRunner`] owns one tokio task per trigger, aborts them all on
-//! [`TriggerRunner::stop`] (and joins them) or on drop. [`every`] builds the
-//! fixed-rate periodic trigger, on the [`Ticker`] schedule; [`CronSchedule`],
-//! [`OneShot`] and [`FileWatcher`] are the other [`EventSource`]s a native
-//! trigger ([`source_trigger`]) can run on.
+//! [`TriggerRunner::stop`] (and joins them) or on drop; [`Tasks`] is the
+//! isolated task set it is built on. A native trigger ([`source_trigger`])
+//! runs on an [`EventSource`]: the fixed-rate [`Ticker`] (its schedule,
+//! [`FixedRate`], is also armed on the precise timer thread as a
+//! [`PeriodicTimer`]), a [`CronSchedule`], a [`OneShot`] or a [`FileWatcher`].
 //!
-//! The Python bindings (crate `agent-triggers-python`) adapt Python objects to the
-//! [`Connection`] and [`Trigger`] traits defined here.
+//! The Python bindings (crate `agent-triggers-python`) drive the sources and
+//! timers defined here from a runner of their own, built on [`Tasks`].
 
 mod connection;
 mod context;
 mod cron;
 mod delivery;
 mod error;
-mod every;
 #[doc(hidden)]
 pub mod fault;
 mod file_watch;
 mod once;
+mod periodic;
 mod precise_timer;
 mod runner;
 mod source;
 pub mod sync;
-mod ticker;
+mod tasks;
 mod trigger;
 mod wall_clock;
 
@@ -33,13 +34,13 @@ pub use context::TriggerContext;
 pub use cron::{CronSchedule, CronSource};
 pub use delivery::TriggerDelivery;
 pub use error::{Error, Result};
-pub use every::{Handler, every, every_with_delivery};
 pub use file_watch::{FileChange, FileChangeKind, FileWatcher};
 pub use once::{Deadline, OneShot};
+pub use periodic::{FixedRate, MissedTicks, PeriodicTimer, Ticker};
 pub use precise_timer::{TimerKey, call_at};
 pub use runner::TriggerRunner;
-pub use source::{Event, EventHandler, EventSource, SourceFactory, source_trigger};
-pub use ticker::{Ticker, next_due};
+pub use source::{Event, EventHandler, EventSource, SourceFactory, drive, source_trigger};
+pub use tasks::Tasks;
 pub use trigger::Trigger;
 pub use wall_clock::{SystemClock, WallClock};
 

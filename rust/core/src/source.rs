@@ -77,12 +77,26 @@ impl Trigger for SourceTrigger {
     }
 
     async fn run(&self, ctx: TriggerContext) -> Result<()> {
-        let mut source = (self.make_source)(ctx.started())?;
-        while let Some(event) = source.next().await {
-            if let Err(e) = (self.handler)(ctx.clone(), event).await {
-                error!(target: LOG_TARGET, trigger = %self.name, "trigger {:?} failed: {e}", self.name);
-            }
-        }
+        let source = (self.make_source)(ctx.started())?;
+        drive(source, &self.name, |event| {
+            (self.handler)(ctx.clone(), event)
+        })
+        .await;
         Ok(())
+    }
+}
+
+/// Run `on_event` for every event of `source`, one at a time (a slow handler
+/// is never overlapped), until the source is exhausted. A handler error is
+/// logged under `name` and the loop goes on.
+pub async fn drive<F, Fut>(mut source: Box<dyn EventSource>, name: &str, mut on_event: F)
+where
+    F: FnMut(Event) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    while let Some(event) = source.next().await {
+        if let Err(e) = on_event(event).await {
+            error!(target: LOG_TARGET, trigger = %name, "trigger {name:?} failed: {e}");
+        }
     }
 }

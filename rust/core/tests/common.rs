@@ -56,3 +56,47 @@ impl Connection for MockConn {
         }
     }
 }
+
+/// A periodic trigger on tokio's clock (a [`Ticker`] source), running
+/// `handler` on each tick: the schedule a runner's `every` follows.
+pub fn every<F, Fut>(
+    period: std::time::Duration,
+    name: &str,
+    handler: F,
+) -> Arc<dyn agent_triggers_core::Trigger>
+where
+    F: Fn(agent_triggers_core::TriggerContext) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    every_with_delivery(
+        period,
+        name,
+        agent_triggers_core::TriggerDelivery::WaitIdle,
+        handler,
+    )
+}
+
+/// [`every`], delivering with `delivery`.
+pub fn every_with_delivery<F, Fut>(
+    period: std::time::Duration,
+    name: &str,
+    delivery: agent_triggers_core::TriggerDelivery,
+    handler: F,
+) -> Arc<dyn agent_triggers_core::Trigger>
+where
+    F: Fn(agent_triggers_core::TriggerContext) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    use agent_triggers_core::{EventHandler, Ticker, source_trigger};
+    let handler = Arc::new(handler);
+    let on_event: EventHandler = Arc::new(move |ctx, _event| {
+        let handler = Arc::clone(&handler);
+        Box::pin(async move { handler(ctx).await })
+    });
+    source_trigger(
+        name,
+        delivery,
+        Arc::new(move |started| Ok(Box::new(Ticker::starting_at(started, period, false)))),
+        on_event,
+    )
+}

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_triggers_core::sync::Mutex;
-use agent_triggers_core::{
-    Error, Ticker, TriggerDelivery, TriggerRunner, every, every_with_delivery,
-};
-use common::MockConn;
+use agent_triggers_core::{Error, FixedRate, Ticker, TriggerDelivery, TriggerRunner};
+use common::{MockConn, every, every_with_delivery};
 use tokio::time::Instant;
 
 const PERIOD: Duration = Duration::from_millis(10);
@@ -105,8 +103,12 @@ async fn stop_ends_the_schedule() {
 
 #[tokio::test(start_paused = true)]
 async fn every_carries_its_delivery() {
-    let handler: agent_triggers_core::Handler = Arc::new(|_ctx| Box::pin(async { Ok(()) }));
-    let trigger = every_with_delivery(PERIOD, "x", TriggerDelivery::SendImmediately, handler);
+    let trigger = every_with_delivery(
+        PERIOD,
+        "x",
+        TriggerDelivery::SendImmediately,
+        |_ctx| async { Ok(()) },
+    );
     assert_eq!(trigger.name(), "x");
     assert_eq!(trigger.delivery(), TriggerDelivery::SendImmediately);
     let default = every(PERIOD, "y", |_ctx| async { Ok(()) });
@@ -134,4 +136,33 @@ async fn a_precise_ticker_is_never_early_and_keeps_its_grid() {
         assert_eq!(due, start + PERIOD * k, "tick {k} is due on the grid");
         assert!(Instant::now() >= due, "tick {k} came early");
     }
+}
+
+/// The missed-tick policy on its own: a tick under 5 ms late keeps the grid;
+/// one later runs once and the schedule resumes at the next grid point.
+#[test]
+fn a_late_tick_skips_the_missed_ones_and_returns_to_the_grid() {
+    let rate = FixedRate::new(Duration::from_millis(20));
+    let ms = Duration::from_millis;
+    assert_eq!(
+        rate.next_due(ms(20), ms(24)),
+        ms(40),
+        "4 ms late: on the grid"
+    );
+    assert_eq!(
+        rate.next_due(ms(20), ms(25)),
+        ms(40),
+        "5 ms late: the next point"
+    );
+    assert_eq!(
+        rate.next_due(ms(20), ms(75)),
+        ms(80),
+        "missed 40 and 60: skipped"
+    );
+    let short = FixedRate::new(Duration::from_millis(2));
+    assert_eq!(
+        short.next_due(ms(2), ms(4)),
+        ms(6),
+        "a whole period late counts as missed"
+    );
 }

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use agent_triggers_core::{
-    Error, Result, Trigger, TriggerContext, TriggerDelivery, TriggerRunner, every,
-};
+use agent_triggers_core::{Error, Result, Trigger, TriggerContext, TriggerDelivery, TriggerRunner};
 use async_trait::async_trait;
-use common::MockConn;
+use common::{MockConn, every};
 
 /// Sends exactly one message per its delivery, then returns.
 struct OneShot {

@@ -7,8 +7,9 @@ use pyo3::Borrowed;
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyUnicodeEncodeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyType};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
+
+use crate::python;
 
 /// The name of `value`'s type, for error messages.
 pub fn type_name(value: &Bound<'_, PyAny>) -> String {
@@ -68,9 +69,6 @@ pub fn parse_seconds(
     argument: &str,
     allow_zero: bool,
 ) -> PyResult<(Duration, String)> {
-    static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    static REAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     let py = value.py();
     let not_a_number = || -> PyErr {
         PyTypeError::new_err(format!(
@@ -103,35 +101,32 @@ pub fn parse_seconds(
         return Err(not_a_number());
     }
     let is_plain_number = value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>();
-    let is_decimal =
-        !is_plain_number && value.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)?;
+    let is_decimal = !is_plain_number && value.is_instance(python::bound(py)?.decimal.bind(py))?;
     // float() refuses a signaling NaN: a value problem, as any NaN is.
     if is_decimal && value.call_method0(intern!(py, "is_nan"))?.is_truthy()? {
         return Err(not_finite());
     }
-    let seconds: f64 = if is_plain_number
-        || is_decimal
-        || value.is_instance(REAL.import(py, "numbers", "Real")?)?
-    {
-        // float() of a huge int overflows: that is a value problem, not a type one.
-        match value.call_method0(intern!(py, "__float__")) {
-            Ok(seconds) => seconds.extract()?,
-            Err(err) if err.is_instance_of::<PyOverflowError>(py) => {
-                return Err(if value.lt(0)? {
-                    too_small()
-                } else {
-                    too_large()
-                });
+    let seconds: f64 =
+        if is_plain_number || is_decimal || value.is_instance(python::bound(py)?.real.bind(py))? {
+            // float() of a huge int overflows: that is a value problem, not a type one.
+            match value.call_method0(intern!(py, "__float__")) {
+                Ok(seconds) => seconds.extract()?,
+                Err(err) if err.is_instance_of::<PyOverflowError>(py) => {
+                    return Err(if value.lt(0)? {
+                        too_small()
+                    } else {
+                        too_large()
+                    });
+                }
+                Err(err) => return Err(err),
             }
-            Err(err) => return Err(err),
-        }
-    } else if value.is_instance(TIMEDELTA.import(py, "datetime", "timedelta")?)? {
-        value
-            .call_method0(intern!(py, "total_seconds"))?
-            .extract()?
-    } else {
-        return Err(not_a_number());
-    };
+        } else if value.is_instance(python::bound(py)?.timedelta.bind(py))? {
+            value
+                .call_method0(intern!(py, "total_seconds"))?
+                .extract()?
+        } else {
+            return Err(not_a_number());
+        };
     // A Decimal beyond any float converts to an infinity without complaint:
     // finite itself, it is too large, or negative.
     if seconds.is_infinite()

@@ -4,14 +4,12 @@
 use agent_triggers_core::TriggerDelivery;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyType};
 
 use crate::arguments::type_name;
 
 fn python_enum(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
-    static ENUM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    ENUM.import(py, "agent_triggers._delivery", "TriggerDelivery")
+    Ok(crate::python::bound(py)?.delivery_enum.bind(py))
 }
 
 /// The Python member for `delivery`.

@@ -1,24 +1,23 @@
-//! `agent_triggers._core`: the PyO3 extension module. Registers the native
-//! classes and functions; each lives in its own module.
+//! `agent_triggers._core`: the PyO3 extension module.
+//!
+//! Layers, each using only those below it (see ARCHITECTURE.md):
+//! - [`api`]: the Python classes and functions; parse arguments, delegate.
+//! - [`run`]: one `start()`..`stop()` of a runner's triggers.
+//! - [`host`]: hands Python calls to the event loop; knows nothing of triggers.
+//! - [`process`]: the exit gate, thread states, fork safety, the tokio runtime.
+//!
+//! Leaves any layer may use: [`arguments`], [`delivery`], [`gc`],
+//! [`logging`], [`python`].
 
+mod api;
 mod arguments;
-mod connection;
-mod context;
-mod cron;
 mod delivery;
-mod event_loop;
-mod every;
-mod file_watch;
-mod fork_guard;
-mod interpreter;
+mod gc;
+mod host;
 mod logging;
-mod native;
-mod once;
-mod periodic;
-mod runner;
-mod runtime;
-mod thread_state;
-mod trigger;
+mod process;
+mod python;
+mod run;
 
 use pyo3::prelude::*;
 
@@ -31,34 +30,26 @@ pyo3::create_exception!(
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    logging::install_bridge(m.py())?;
-    interpreter::reset_in_forked_children();
-    fork_guard::install();
-    thread_state::init(m.py());
-    // Before finalization, stop tokio threads from entering Python.
-    let close = wrap_pyfunction!(interpreter::close, m)?;
-    m.py()
-        .import("atexit")?
-        .call_method1("register", (close,))?;
+    process::init(m.py(), m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "AlreadyStartedError",
         m.py().get_type::<AlreadyStartedError>(),
     )?;
-    m.add_class::<runner::TriggerRunner>()?;
-    m.add_class::<context::TriggerContext>()?;
-    m.add_class::<native::NativeTrigger>()?;
-    m.add_class::<native::EventSource>()?;
-    m.add_class::<every::PeriodicTrigger>()?;
-    m.add_class::<cron::CronTrigger>()?;
-    m.add_class::<once::OneShotTrigger>()?;
-    m.add_class::<file_watch::FileChangeTrigger>()?;
-    m.add_function(wrap_pyfunction!(every::every, m)?)?;
-    m.add_function(wrap_pyfunction!(cron::cron, m)?)?;
-    m.add_function(wrap_pyfunction!(once::after, m)?)?;
-    m.add_function(wrap_pyfunction!(once::at, m)?)?;
-    m.add_function(wrap_pyfunction!(file_watch::on_file_change, m)?)?;
+    m.add_class::<api::runner::TriggerRunner>()?;
+    m.add_class::<api::context::TriggerContext>()?;
+    m.add_class::<api::native::NativeTrigger>()?;
+    m.add_class::<api::native::EventSource>()?;
+    m.add_class::<api::every::PeriodicTrigger>()?;
+    m.add_class::<api::cron::CronTrigger>()?;
+    m.add_class::<api::once::OneShotTrigger>()?;
+    m.add_class::<api::file_watch::FileChangeTrigger>()?;
+    m.add_function(wrap_pyfunction!(api::every::every, m)?)?;
+    m.add_function(wrap_pyfunction!(api::cron::cron, m)?)?;
+    m.add_function(wrap_pyfunction!(api::once::after, m)?)?;
+    m.add_function(wrap_pyfunction!(api::once::at, m)?)?;
+    m.add_function(wrap_pyfunction!(api::file_watch::on_file_change, m)?)?;
     m.add_function(wrap_pyfunction!(delivery::delivery_argument, m)?)?;
-    m.add_function(wrap_pyfunction!(logging::_inject_panic, m)?)?;
+    m.add_function(wrap_pyfunction!(api::_inject_panic, m)?)?;
     Ok(())
 }

@@ -3,14 +3,14 @@
 //!
 //! Our native threads (tokio's, the timer's) change such state in two places:
 //! making or deleting their thread state (the interpreter's thread-list lock,
-//! see [`crate::thread_state`]), and dropping a Python reference while
+//! see [`super::thread_state`]), and dropping a Python reference while
 //! detached, which pyo3 queues in its process-wide pool under a lock. A fork
 //! landing inside either leaves that lock held for ever in the child: it hangs
 //! in `os.fork()` itself, or at its first call into the extension.
 //!
-//! Each such step runs in [`excluding_forks`]; a `pthread_atfork` prepare
-//! handler waits until none is under way and holds new ones back until the
-//! fork is over. The steps are short and need neither the GIL nor anything
+//! Each such step runs in [`excluding_forks`]; the prepare handler
+//! ([`before_fork`], registered by [`super::init`]) waits until none is under
+//! way and holds new ones back until the fork is over. The steps are short and need neither the GIL nor anything
 //! else the forking thread may hold, so the wait always ends. A reference
 //! dropped while attached needs no guard: the forking thread holds the GIL.
 
@@ -89,31 +89,23 @@ impl<T> Drop for ForkSafeDrop<T> {
     }
 }
 
-/// Install the fork handlers (once per process; at import).
-pub fn install() {
-    #[cfg(unix)]
-    {
-        extern "C" fn prepare() {
-            FORKS.fetch_add(1, Ordering::SeqCst);
-            while STEPS.load(Ordering::SeqCst) > 0 {
-                std::thread::yield_now();
-            }
-        }
-        extern "C" fn in_parent() {
-            FORKS.fetch_sub(1, Ordering::SeqCst);
-        }
-        extern "C" fn in_child() {
-            // The child has none of the parent's threads, stepping or forking.
-            FORKS.store(0, Ordering::SeqCst);
-            STEPS.store(0, Ordering::SeqCst);
-        }
-        static REGISTERED: std::sync::Once = std::sync::Once::new();
-        REGISTERED.call_once(|| {
-            // SAFETY: the child handler only stores to atomics, which is
-            // async-signal-safe, as fork handlers in the child must be.
-            unsafe {
-                libc::pthread_atfork(Some(prepare), Some(in_parent), Some(in_child));
-            }
-        });
+/// `pthread_atfork` prepare handler: wait until no guarded step is under
+/// way, and hold new ones back until the fork is over.
+pub(super) fn before_fork() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+    while STEPS.load(Ordering::SeqCst) > 0 {
+        std::thread::yield_now();
     }
+}
+
+/// In the parent, once the fork is over: let guarded steps go on.
+pub(super) fn after_fork_in_parent() {
+    FORKS.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// In the child: it has none of the parent's threads, stepping or forking.
+/// Only stores to atomics (async-signal-safe, as a child's handler must be).
+pub(super) fn after_fork_in_child() {
+    FORKS.store(0, Ordering::SeqCst);
+    STEPS.store(0, Ordering::SeqCst);
 }

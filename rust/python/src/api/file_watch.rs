@@ -1,14 +1,14 @@
-//! `on_file_change`: a trigger called with batches of file changes (API.md §6).
+//! `on_file_change`: a trigger called with batches of file changes (docs/contract.md §6).
 
 use std::path::PathBuf;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyString};
 
+use super::native::NativeTrigger;
 use crate::arguments::{parse_seconds, type_name};
-use crate::native::{NativeTrigger, SourceSpec};
+use crate::run::source::SourceSpec;
 
 /// A file-watching trigger made by ``on_file_change()``.
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
@@ -73,14 +73,13 @@ pub fn on_file_change(
     debounce: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<FileChangeTrigger>> {
-    static FSPATH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let not_a_path = || {
         PyTypeError::new_err(format!(
             "path must be a str or os.PathLike, not {}",
             type_name(path)
         ))
     };
-    let text = match FSPATH.import(py, "os", "fspath")?.call1((path,)) {
+    let text = match crate::python::bound(py)?.fspath.bind(py).call1((path,)) {
         Ok(text) if text.is_instance_of::<PyString>() => text,
         // Bytes, or a type os.fspath() refuses: ours to name. Anything else
         // its __fspath__ raises is the caller's to see.

@@ -1,11 +1,12 @@
-//! `every`: the native periodic trigger (API.md §5).
+//! `every`: the native periodic trigger (docs/contract.md §5).
 
 use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use super::native::NativeTrigger;
 use crate::arguments::parse_seconds;
-use crate::native::{NativeTrigger, SourceSpec};
+use crate::run::source::SourceSpec;
 
 /// A periodic trigger made by ``every()``.
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]

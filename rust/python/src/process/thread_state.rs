@@ -11,7 +11,7 @@
 //!
 //! So a native thread makes its thread state once, on its first entry
 //! ([`ensure`]), and keeps it until it ends; both steps keep forks out (see
-//! [`crate::fork_guard`]). `PyGILState_Ensure` finds that thread state and
+//! [`super::fork`]). `PyGILState_Ensure` finds that thread state and
 //! only takes the GIL with it, as it does in a thread Python started.
 
 use std::cell::Cell;
@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::fork_guard::excluding_forks;
+use super::fork::excluding_forks;
 
 /// The interpreter our threads' thread states belong to (set at import).
 static INTERPRETER: AtomicPtr<ffi::PyInterpreterState> = AtomicPtr::new(ptr::null_mut());
@@ -42,7 +42,7 @@ impl Drop for Own {
         if tstate.is_null() {
             return;
         }
-        crate::interpreter::unless_shutting_down(|| {
+        super::gate::unless_shutting_down(|| {
             // SAFETY: `tstate` is this thread's own, made by `ensure` and not
             // current (no entry is under way: the thread is ending); the GIL
             // is taken with it to clear it, then let go before the delete,
@@ -66,7 +66,7 @@ pub fn init(_attached: Python<'_>) {
 /// Give the calling thread a thread state of its own if it has none.
 ///
 /// Call only while the interpreter may be entered (within
-/// [`crate::interpreter::with_python`]'s count, the gate open).
+/// [`super::with_python`]'s count, the gate open).
 pub fn ensure() {
     // SAFETY: reads this thread's thread-state slot; needs no GIL.
     if !unsafe { ffi::PyGILState_GetThisThreadState() }.is_null() {

@@ -1,15 +1,15 @@
-//! `cron`: calls at wall-clock boundaries (API.md §6).
+//! `cron`: calls at wall-clock boundaries (docs/contract.md §6).
 
 use std::sync::Arc;
 
 use agent_triggers_core::CronSchedule;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyString, PyType};
+use pyo3::types::PyString;
 
+use super::native::NativeTrigger;
 use crate::arguments::{str_argument, type_name};
-use crate::native::{NativeTrigger, SourceSpec};
+use crate::run::source::SourceSpec;
 
 /// A cron-scheduled trigger made by ``cron()``.
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
@@ -36,9 +36,8 @@ impl CronTrigger {
 /// The time zone argument as an IANA name: a ``str``, a ``zoneinfo.ZoneInfo``
 /// (its ``key``), or ``datetime.timezone.utc`` (or another zero offset).
 fn zone_name(tz: &Bound<'_, PyAny>) -> PyResult<String> {
-    static TIMEZONE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     let py = tz.py();
-    if tz.is_instance(TIMEZONE.import(py, "datetime", "timezone")?)? {
+    if tz.is_instance(crate::python::bound(py)?.timezone.bind(py))? {
         return fixed_offset_zone(tz);
     }
     let key = if tz.is_instance_of::<PyString>() {

@@ -1,4 +1,4 @@
-//! `after` and `at`: one-shot triggers (API.md §6).
+//! `after` and `at`: one-shot triggers (docs/contract.md §6).
 
 use std::sync::Arc;
 
@@ -6,11 +6,10 @@ use chrono::{DateTime, Utc};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::PyType;
 
+use super::native::NativeTrigger;
 use crate::arguments::{parse_seconds, type_name};
-use crate::native::{NativeTrigger, OnceSpec, SourceSpec};
+use crate::run::source::{OnceSpec, SourceSpec};
 
 /// A one-shot trigger made by ``after()`` or ``at()``: one call, then it ends.
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
@@ -70,8 +69,7 @@ pub fn at(
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<OneShotTrigger>> {
-    static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    if !when.is_instance(DATETIME.import(py, "datetime", "datetime")?)? {
+    if !when.is_instance(crate::python::bound(py)?.datetime.bind(py))? {
         return Err(PyTypeError::new_err(format!(
             "when must be a datetime.datetime, not {}",
             type_name(when)

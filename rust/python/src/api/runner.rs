@@ -1,10 +1,9 @@
-//! `TriggerRunner`: the Python face of the core runner (API.md §4).
+//! `TriggerRunner`: arguments checked, each start and stop handed to a
+//! [`Run`] (docs/contract.md §4).
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use agent_triggers_core::Trigger as CoreTrigger;
-use agent_triggers_core::TriggerRunner as CoreRunner;
 use agent_triggers_core::fault;
 use agent_triggers_core::sync::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
@@ -12,14 +11,15 @@ use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::context::TriggerContext;
+use super::plan::classify;
 use crate::AlreadyStartedError;
 use crate::arguments::{StopTimeout, type_name};
-use crate::connection::{LoopConnection, PyConnection};
-use crate::event_loop::{CallSpec, EventLoop};
-use crate::interpreter::WakeThroughGate;
-use crate::periodic::{self, Schedule};
-use crate::runtime;
-use crate::trigger::{Built, PythonTrigger, Run, TriggerSpec};
+use crate::gc::Traverse;
+use crate::process::{WakeThroughGate, runtime};
+use crate::run::Run;
+use crate::run::connection::PyConnection;
+use crate::run::plan::Plan;
 
 /// Owns and runs a set of triggers against one connection.
 ///
@@ -36,81 +36,26 @@ use crate::trigger::{Built, PythonTrigger, Run, TriggerSpec};
 /// cancels its triggers; running triggers do not keep it alive.
 #[pyclass(frozen, weakref, module = "agent_triggers._core")]
 pub struct TriggerRunner {
-    triggers: Vec<TriggerSpec>,
+    triggers: Vec<Plan>,
     connection: Arc<PyConnection>,
     /// Set by start, cleared once a stop has finished (by the stop's own task,
     /// so that a stop whose caller is cancelled still completes).
     running: Arc<Mutex<Option<Arc<Running>>>>,
 }
 
-/// What one `start()` set going.
+/// A run, and what ends the task watching for its loop to close.
 struct Running {
-    /// The process that started it: a child made by `fork()` inherits this
-    /// record but none of the threads its triggers run on.
-    pid: u32,
-    core: CoreRunner,
-    /// The `every` triggers, which run on the timer thread, not as tasks.
-    schedules: Vec<Arc<Schedule>>,
-    /// The coroutine triggers, whose asyncio tasks `start()` made.
-    coroutines: Vec<Arc<PythonTrigger>>,
-    event_loop: Arc<EventLoop>,
-    /// The Python calls the triggers make, for the garbage collector.
-    calls: Vec<Arc<CallSpec>>,
+    run: Run,
     /// Ends the task that stops this run if its loop closes (see
     /// [`stop_when_the_loop_closes`]), when the run ends first.
     _ended: DropGuard,
 }
 
-impl Running {
-    /// Refuse to stop (or restart) a run from a forked child. Its tasks live
-    /// in the parent's tokio runtime and its Python calls on the parent's
-    /// loop, none of which runs here: a stop would wait for ever.
-    fn ensure_started_in_this_process(&self) -> PyResult<()> {
-        if self.pid == std::process::id() {
-            return Ok(());
-        }
-        Err(PyRuntimeError::new_err(
-            "the trigger runner was started in another process (before a fork): its \
-             triggers run there, on threads this process does not have, so it can be \
-             neither stopped nor started here. Make a new TriggerRunner in this process",
-        ))
-    }
+impl std::ops::Deref for Running {
+    type Target = Run;
 
-    /// Cancel every trigger and wait until each has finished, Python cleanup
-    /// included. Safe to call from several stops at once: each waits.
-    async fn stop(&self) {
-        self.stop_schedules();
-        self.core.stop().await;
-        // A core task aborted before its first poll never took its call over.
-        for coroutine in &self.coroutines {
-            coroutine.let_go();
-        }
-        self.event_loop.wait_for_python_tasks().await;
-    }
-
-    fn stop_schedules(&self) {
-        for schedule in &self.schedules {
-            schedule.stop();
-        }
-    }
-
-    /// What is still running, for a stop that gives up: the names of the
-    /// triggers with a Python call yet to finish, then a count of any other
-    /// calls (connection methods called for a native trigger).
-    fn unfinished(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        let mut triggers = 0;
-        for call in self.calls.iter().filter(|call| call.is_in_flight()) {
-            triggers += 1;
-            if !names.iter().any(|name| **name == *call.name) {
-                names.push(call.name.to_string());
-            }
-        }
-        let others = self.event_loop.python_task_count().saturating_sub(triggers);
-        if others > 0 {
-            names.push(format!("{others} connection call(s)"));
-        }
-        names
+    fn deref(&self) -> &Run {
+        &self.run
     }
 }
 
@@ -120,14 +65,6 @@ enum Stopped {
     Cleanly,
     /// The timeout passed first: these were left running.
     Abandoned(Vec<String>),
-}
-
-impl Drop for Running {
-    /// A runner dropped without stop(): nothing it started keeps firing (the
-    /// core runner aborts its own tasks when dropped).
-    fn drop(&mut self) {
-        self.stop_schedules();
-    }
 }
 
 impl TriggerRunner {
@@ -149,56 +86,15 @@ impl TriggerRunner {
                 return Err(Self::already_started());
             }
         }
-        let event_loop = EventLoop::capture(py)?;
-        let built = self
-            .triggers
-            .iter()
-            .map(|spec| spec.build(py, &self.connection, &event_loop))
-            .collect::<PyResult<Vec<_>>>()?;
-        let mut calls = Vec::with_capacity(built.len());
-        let mut tasks: Vec<Arc<dyn CoreTrigger>> = Vec::new();
-        let mut coroutines = Vec::new();
-        let mut periodic = Vec::new();
-        for Built { spec, run } in built {
-            match run {
-                Run::Task(trigger) => tasks.push(trigger),
-                Run::Coroutine(trigger) => {
-                    // In list order, before start() returns (see PythonTrigger).
-                    trigger.launch(py)?;
-                    tasks.push(Arc::clone(&trigger) as Arc<dyn CoreTrigger>);
-                    coroutines.push(trigger);
-                }
-                Run::Periodic(period) => periodic.push((Arc::clone(&spec), period)),
-            }
-            calls.push(spec);
-        }
-        let connection = Arc::new(LoopConnection {
-            connection: Arc::clone(&self.connection),
-            event_loop: Arc::clone(&event_loop),
-        });
-        let core = CoreRunner::new(tasks, connection);
+        let run = Run::start(py, &self.triggers, &self.connection, TriggerContext::make)?;
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
         if is_started(&running) {
             return Err(Self::already_started());
         }
-        {
-            let _runtime = handle.enter();
-            core.start().map_err(|_| Self::already_started())?;
-        }
-        let started = Instant::now();
-        let schedules = periodic
-            .into_iter()
-            .map(|(spec, period)| periodic::start(spec, Arc::clone(&event_loop), period, started))
-            .collect();
         let ended = CancellationToken::new();
         let run = Arc::new(Running {
-            pid: std::process::id(),
-            core,
-            schedules,
-            coroutines,
-            event_loop,
-            calls,
+            run,
             _ended: ended.clone().drop_guard(),
         });
         handle.spawn(stop_when_the_loop_closes(
@@ -223,13 +119,11 @@ impl TriggerRunner {
         };
         run.ensure_started_in_this_process()?;
         Python::attach(|py| {
-            run.event_loop.ensure_stoppable_from_here(py)?;
-            // On the runner's own loop, the coroutine triggers are cancelled
-            // before this stop first waits (elsewhere, by their tokio tasks).
-            if run.event_loop.is_running_here(py) {
-                for coroutine in &run.coroutines {
-                    coroutine.cancel_now(py);
-                }
+            run.host().ensure_stoppable_from_here(py)?;
+            // On the runner's own loop, every call is cancelled before this
+            // stop first waits (elsewhere, by the stop task, through the loop).
+            if run.host().is_running_here(py) {
+                run.cancel_now(py);
             }
             PyResult::Ok(())
         })?;
@@ -283,7 +177,7 @@ async fn stop_when_the_loop_closes(
     slot: Weak<Mutex<Option<Arc<Running>>>>,
     ended: CancellationToken,
 ) {
-    let Some(closing) = run.upgrade().map(|run| run.event_loop.closing()) else {
+    let Some(closing) = run.upgrade().map(|run| run.host().closing()) else {
         return;
     };
     tokio::select! {
@@ -301,7 +195,7 @@ async fn stop_when_the_loop_closes(
 /// (its stop may still be under way, see [`stop_when_the_loop_closes`]).
 fn is_started(slot: &Option<Arc<Running>>) -> bool {
     slot.as_ref()
-        .is_some_and(|run| !run.event_loop.is_known_closed())
+        .is_some_and(|run| !run.host().is_known_closed())
 }
 
 /// Mark `run` as over, unless a newer start has replaced it already.
@@ -331,7 +225,7 @@ impl TriggerRunner {
         })?;
         let triggers = items
             .enumerate()
-            .map(|(index, item)| TriggerSpec::classify(index, &item?))
+            .map(|(index, item)| classify(index, &item?))
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Self {
             triggers,
@@ -383,13 +277,10 @@ impl TriggerRunner {
     /// awaited, and can be started again on another loop).
     #[getter]
     fn is_running(&self) -> bool {
-        self.running.lock().as_ref().is_some_and(|run| {
-            !run.event_loop.is_known_closed()
-                    // A schedule runs until stopped: periodic triggers never return.
-                    && (!run.schedules.is_empty()
-                        || run.core.is_running()
-                        || run.event_loop.has_python_tasks())
-        })
+        self.running
+            .lock()
+            .as_ref()
+            .is_some_and(|run| run.is_running())
     }
 
     /// ``async with runner:`` starts on enter and stops on exit.
@@ -422,15 +313,13 @@ impl TriggerRunner {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        for spec in &self.triggers {
-            spec.traverse(&visit)?;
-        }
+        self.triggers.traverse(&visit)?;
         // Never wait here: the holder of the lock is a stop task that is about
         // to let go; skipping the visit only keeps objects alive a cycle longer.
-        if let Some(running) = self.running.try_lock() {
-            for call in running.iter().flat_map(|run| &run.calls) {
-                call.traverse(&visit)?;
-            }
+        if let Some(running) = self.running.try_lock()
+            && let Some(run) = running.as_ref()
+        {
+            run.run.traverse(&visit)?;
         }
         visit.call(self.connection.object())
     }

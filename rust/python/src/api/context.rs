@@ -3,13 +3,12 @@
 use agent_triggers_core::TriggerDelivery;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::arguments::type_name;
-use crate::connection::PyConnection;
 use crate::delivery;
+use crate::run::connection::PyConnection;
 
 /// Handle given to each trigger: sends messages into the agent.
 ///
@@ -31,15 +30,18 @@ pub struct TriggerContext {
 }
 
 impl TriggerContext {
-    pub fn with_delivery(
-        py: Python<'_>,
+    /// A trigger's context, on `connection`, delivering with `delivery`
+    /// (the run layer's [`MakeContext`](crate::run::plan::MakeContext)).
+    pub fn make<'py>(
+        py: Python<'py>,
         connection: &PyConnection,
         delivery: TriggerDelivery,
-    ) -> Self {
-        Self {
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let context = Self {
             connection: connection.clone_ref(py),
             delivery,
-        }
+        };
+        Ok(Bound::new(py, context)?.into_any())
     }
 }
 
@@ -76,10 +78,9 @@ impl TriggerContext {
         slf: &Bound<'py, Self>,
         content: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        static SEND_WHEN_IDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let py = content.py();
         let content = message(content)?;
-        let helper = SEND_WHEN_IDLE.import(py, "agent_triggers._delivery", "send_when_idle")?;
+        let helper = crate::python::bound(py)?.send_when_idle.bind(py);
         let this = slf.get();
         helper.call1((
             this.connection.wait_for_idle_method(py)?,

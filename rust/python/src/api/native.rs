@@ -7,147 +7,21 @@
 //! called on its own, `trig(ctx)` is a coroutine (`agent_triggers._schedule`)
 //! that awaits the same Rust source and runs the callback in its own task.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use agent_triggers_core::sync::Mutex;
-use agent_triggers_core::{
-    CronSchedule, Deadline, Event, EventSource as CoreSource, FileChange, FileChangeKind,
-    FileWatcher, OneShot, SourceFactory, SystemClock, Ticker, TriggerDelivery,
-};
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use agent_triggers_core::{EventSource as CoreSource, TriggerDelivery};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyTuple, PyType};
+use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::arguments::{str_argument, type_name};
 use crate::delivery;
-use crate::interpreter::WakeThroughGate;
-use crate::runtime;
-
-/// What wakes a native trigger.
-#[derive(Clone)]
-pub enum SourceSpec {
-    Every(Duration),
-    Cron(Arc<CronSchedule>),
-    Once(OnceSpec),
-    Files {
-        path: PathBuf,
-        recursive: bool,
-        debounce: Duration,
-    },
-}
-
-/// When a one-shot fires.
-#[derive(Clone)]
-pub enum OnceSpec {
-    /// This long after each start: a restarted runner arms it again.
-    After(Duration),
-    /// At a wall-clock time, once per trigger object: set once it has fired,
-    /// so a runner restarted after that time does not fire it again.
-    At(DateTime<Utc>, Arc<AtomicBool>),
-}
-
-impl SourceSpec {
-    /// Makes the source when the trigger starts (on the tokio runtime) —
-    /// except a file watch, set up now, by `start()`: a change made once
-    /// `start()` has returned is seen, and a watch that cannot be set up is
-    /// `start()`'s error, not a log line later.
-    pub fn factory(&self) -> PyResult<SourceFactory> {
-        let spec = self.clone();
-        if !matches!(self, Self::Files { .. }) {
-            return Ok(Arc::new(move |started| spec.make(started)));
-        }
-        let watching = Mutex::new(Some(self.make_now(Instant::now())?));
-        Ok(Arc::new(move |started| match watching.lock().take() {
-            Some(watcher) => Ok(watcher),
-            None => spec.make(started),
-        }))
-    }
-
-    /// [`make`](Self::make), from any thread, its error a `RuntimeError`.
-    fn make_now(&self, started: Instant) -> PyResult<Box<dyn CoreSource>> {
-        let handle = runtime::handle()?;
-        let _runtime = handle.enter();
-        self.make(started)
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
-    }
-
-    /// A fresh source for a trigger started at `started`. Must be called
-    /// within the tokio runtime.
-    fn make(&self, started: Instant) -> agent_triggers_core::Result<Box<dyn CoreSource>> {
-        Ok(match self {
-            Self::Every(period) => Box::new(Ticker::starting_at(started, *period, true)),
-            Self::Cron(schedule) => Box::new(schedule.source(Arc::new(SystemClock))),
-            Self::Once(OnceSpec::After(delay)) => Box::new(OneShot::new(Deadline::After(*delay))),
-            Self::Once(OnceSpec::At(when, fired)) => Box::new(FiresOnce {
-                inner: OneShot::new(Deadline::At(*when, Arc::new(SystemClock))),
-                fired: Arc::clone(fired),
-            }),
-            Self::Files {
-                path,
-                recursive,
-                debounce,
-            } => Box::new(FileWatcher::new(path, *recursive, *debounce)?),
-        })
-    }
-}
-
-/// An `at()` source that stays exhausted once its trigger has fired anywhere.
-struct FiresOnce {
-    inner: OneShot,
-    fired: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl CoreSource for FiresOnce {
-    async fn next(&mut self) -> Option<Event> {
-        if self.fired.load(Ordering::Acquire) {
-            return None;
-        }
-        let event = self.inner.next().await;
-        self.fired.store(true, Ordering::Release);
-        event
-    }
-}
-
-/// The extra arguments an event adds to `callback(ctx, ...)`: none for a due
-/// time, the list of `FileChange`s for a batch of file changes.
-pub fn event_args<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyTuple>> {
-    match event {
-        Event::Tick => Ok(PyTuple::empty(py)),
-        Event::Changes(changes) => {
-            let changes = changes
-                .iter()
-                .map(|change| file_change(py, change))
-                .collect::<PyResult<Vec<_>>>()?;
-            PyTuple::new(py, [PyList::new(py, changes)?])
-        }
-    }
-}
-
-/// A core `FileChange` as the Python `agent_triggers.FileChange`.
-fn file_change<'py>(py: Python<'py>, change: &FileChange) -> PyResult<Bound<'py, PyAny>> {
-    static CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    static KIND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    let kind = KIND
-        .import(py, "agent_triggers._file_change", "FileChangeKind")?
-        .getattr(match change.kind {
-            FileChangeKind::Added => "ADDED",
-            FileChangeKind::Modified => "MODIFIED",
-            FileChangeKind::Deleted => "DELETED",
-        })?;
-    CLASS
-        .import(py, "agent_triggers._file_change", "FileChange")?
-        .call1((kind, change.path.as_os_str()))
-}
+use crate::process::{WakeThroughGate, runtime};
+use crate::python;
+use crate::run::source::{OnceSpec, SourceSpec, event_args};
 
 /// Base class of the native triggers: a name, a delivery, an async callback,
 /// and the source of events that calls it.
@@ -252,9 +126,8 @@ impl NativeTrigger {
         slf: &Bound<'py, Self>,
         ctx: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        static RUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        RUN.import(slf.py(), "agent_triggers._schedule", "run_native")?
-            .call1((slf, ctx))
+        let py = slf.py();
+        python::bound(py)?.run_native.bind(py).call1((slf, ctx))
     }
 
     /// A new event source for this trigger, starting now. Used by

@@ -1,14 +1,10 @@
-//! A Python connection object, as the triggers see it (API.md §2).
+//! A Python connection object, as the triggers see it (docs/contract.md §2).
 //!
 //! Any object with `async send_trigger(content)` — or Antigravity's
 //! `send_trigger_notification` — is a connection; `is_idle` and `wait_for_idle`
 //! are optional. Methods are looked up on each use, so an object patched after
 //! construction (a mock, say) behaves as it is at call time.
 
-use std::sync::Arc;
-
-use agent_triggers_core::{Connection, Error as CoreError, Event, Result as CoreResult};
-use async_trait::async_trait;
 use pyo3::call::PyCallArgs;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
@@ -17,9 +13,7 @@ use pyo3::types::{PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::arguments::type_name;
-use crate::event_loop::{CallArgs, CallSpec, EventLoop};
-use crate::fork_guard::ForkSafeDrop;
-use crate::interpreter::with_python;
+use crate::process::ForkSafeDrop;
 
 const SEND: &str = "send_trigger";
 const SEND_ANTIGRAVITY: &str = "send_trigger_notification";
@@ -167,68 +161,5 @@ pub fn ensure_awaitable(value: &Bound<'_, PyAny>, producer: &str) -> PyResult<()
             "{producer} must return an awaitable (is it an async def?), got {}",
             type_name(value)
         )))
-    }
-}
-
-/// A Python connection seen through the core's [`Connection`] trait, for Rust
-/// code holding a core `TriggerContext`: calls run on the runner's event loop.
-///
-/// Python triggers do not go through this: their `TriggerContext` calls the
-/// connection directly on the loop, so a send is one plain await with no thread
-/// hop, and cancelling the trigger cancels the send.
-pub struct LoopConnection {
-    pub connection: Arc<PyConnection>,
-    pub event_loop: Arc<EventLoop>,
-}
-
-impl LoopConnection {
-    /// Run `method` (see [`PyConnection::send_method`]) on the loop.
-    async fn call(
-        &self,
-        name: &str,
-        method: impl FnOnce(Python<'_>) -> PyResult<Option<AsyncMethod>>,
-        args: Vec<String>,
-    ) -> CoreResult<()> {
-        let spec = with_python(|py| -> PyResult<Option<CallSpec>> {
-            let Some(method) = method(py)? else {
-                return Ok(None);
-            };
-            Ok(Some(CallSpec::new(
-                name.into(),
-                Py::new(py, method)?.into_any(),
-                CallArgs::Given(ForkSafeDrop::new(PyTuple::new(py, args)?.unbind())),
-            )))
-        })
-        .ok_or_else(|| CoreError::other("the Python interpreter is shutting down"))?
-        .map_err(|e| CoreError::other(e.to_string()))?;
-        // No such method (an optional one): nothing to wait for.
-        let Some(spec) = spec else {
-            return Ok(());
-        };
-        self.event_loop
-            .call(Arc::new(spec), Event::Tick)
-            .await
-            .map_err(|e| CoreError::other(e.to_string()))
-    }
-}
-
-#[async_trait]
-impl Connection for LoopConnection {
-    async fn send_trigger(&self, content: String) -> CoreResult<()> {
-        let send = |py: Python<'_>| Ok(Some(self.connection.send_method(py)));
-        self.call("connection.send", send, vec![content]).await
-    }
-
-    fn is_idle(&self) -> bool {
-        // A connection whose is_idle raises is treated as busy: a message held
-        // back is better than one that interrupts a turn.
-        with_python(|py| self.connection.is_idle(py))
-            .and_then(Result::ok)
-            .unwrap_or(false)
-    }
-
-    async fn wait_for_idle(&self) -> CoreResult<()> {
-        let wait = |py: Python<'_>| self.connection.wait_for_idle_method(py);
-        self.call("connection.wait_for_idle", wait, vec![]).await
     }
 }

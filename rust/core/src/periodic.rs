@@ -1,0 +1,216 @@
+//! The fixed-rate schedule of periodic triggers, in one place: its grid and
+//! what it does with missed ticks ([`FixedRate`]), waited for either as an
+//! async source ([`Ticker`], what `trig(ctx)` runs on its own) or as entries
+//! of the precise timer thread ([`PeriodicTimer`], what a runner arms: no
+//! task, nothing running between ticks).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::precise_timer::{self, TimerKey, call_at};
+use crate::source::{Event, EventSource};
+use crate::sync::Mutex;
+
+/// How far before a deadline a precise ticker hands over from tokio's
+/// millisecond timer wheel to the high-resolution timer thread.
+const HANDOVER: Duration = Duration::from_millis(2);
+
+/// What a schedule does with the ticks it missed (its caller ran past them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissedTicks {
+    /// One overdue tick at once, then back on the original grid: the other
+    /// missed ticks are skipped, never delivered as a burst (tokio's
+    /// `MissedTickBehavior::Skip`). A tick counts as missed once it is
+    /// `late` or later (or a whole period, if that is shorter).
+    Skip { late: Duration },
+}
+
+impl Default for MissedTicks {
+    fn default() -> Self {
+        Self::Skip {
+            late: Duration::from_millis(5),
+        }
+    }
+}
+
+/// A fixed-rate grid: tick `k` is due at `start + k·period` (`k ≥ 1`). How
+/// long the caller takes between ticks does not move later deadlines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedRate {
+    period: Duration,
+    missed: MissedTicks,
+}
+
+impl FixedRate {
+    /// A grid of `period`, skipping missed ticks ([`MissedTicks::default`]).
+    ///
+    /// # Panics
+    /// If `period` is zero.
+    pub fn new(period: Duration) -> Self {
+        assert!(!period.is_zero(), "a schedule's period must be positive");
+        Self {
+            period,
+            missed: MissedTicks::default(),
+        }
+    }
+
+    /// The period between ticks.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// The deadline after the tick due at `due`, whose call began at `now`:
+    /// one period on — or, if the tick came late enough to count as missed,
+    /// the first grid point after `now` (the overdue tick itself has just
+    /// run: the ones between are skipped).
+    pub fn next_due<I>(&self, due: I, now: I) -> I
+    where
+        I: Copy
+            + PartialOrd
+            + std::ops::Add<Duration, Output = I>
+            + std::ops::Sub<I, Output = Duration>,
+    {
+        let MissedTicks::Skip { late } = self.missed;
+        if now >= due + late.min(self.period) {
+            let behind = (now - due).as_nanos() / self.period.as_nanos();
+            due + self.period * u32::try_from(behind + 1).unwrap_or(u32::MAX)
+        } else {
+            due + self.period
+        }
+    }
+}
+
+/// A [`FixedRate`] schedule as an async source: the first tick comes one
+/// period after the ticker is made, not at once.
+///
+/// A [`precise`](Self::precise) ticker finishes each wait on the
+/// high-resolution timer thread (tens of microseconds late instead of
+/// 1–2 ms); a [`new`](Self::new) one waits on tokio alone, so it follows
+/// tokio's paused clock in tests.
+#[derive(Debug)]
+pub struct Ticker {
+    rate: FixedRate,
+    next: Instant,
+    precise: bool,
+}
+
+impl Ticker {
+    /// A schedule with the given `period`, starting now, timed by tokio alone.
+    ///
+    /// # Panics
+    /// If `period` is zero.
+    pub fn new(period: Duration) -> Self {
+        Self::starting_at(Instant::now(), period, false)
+    }
+
+    /// A schedule with the given `period`, starting now, whose ticks are timed
+    /// to the microsecond rather than the millisecond.
+    ///
+    /// # Panics
+    /// If `period` is zero.
+    pub fn precise(period: Duration) -> Self {
+        Self::starting_at(Instant::now(), period, true)
+    }
+
+    /// A schedule whose first tick is due one `period` after `start`; `precise`
+    /// as for [`precise`](Self::precise).
+    ///
+    /// # Panics
+    /// If `period` is zero.
+    pub fn starting_at(start: Instant, period: Duration, precise: bool) -> Self {
+        Self {
+            rate: FixedRate::new(period),
+            next: start + period,
+            precise,
+        }
+    }
+
+    /// The period between ticks.
+    pub fn period(&self) -> Duration {
+        self.rate.period()
+    }
+
+    /// Wait for the next due tick and return the instant it was due.
+    ///
+    /// Cancel safe: dropping the future does not consume a tick.
+    pub async fn tick(&mut self) -> Instant {
+        let due = self.next;
+        if self.precise {
+            if let Some(handover) = due.checked_sub(HANDOVER) {
+                tokio::time::sleep_until(handover).await;
+            }
+            precise_timer::sleep_until(due.into_std()).await;
+        } else {
+            tokio::time::sleep_until(due).await;
+        }
+        self.next = self.rate.next_due(due, Instant::now());
+        due
+    }
+}
+
+#[async_trait]
+impl EventSource for Ticker {
+    async fn next(&mut self) -> Option<Event> {
+        self.tick().await;
+        Some(Event::Tick)
+    }
+}
+
+/// A [`FixedRate`] schedule armed on the precise timer thread, one tick at a
+/// time: the owner arms a tick, is called on the timer thread when it is due
+/// (it must hand the work elsewhere at once), and arms the next one when that
+/// work ends — so calls never overlap.
+#[derive(Debug)]
+pub struct PeriodicTimer {
+    rate: FixedRate,
+    state: Mutex<TimerState>,
+}
+
+#[derive(Debug, Default)]
+struct TimerState {
+    stopped: bool,
+    armed: Option<TimerKey>,
+}
+
+impl PeriodicTimer {
+    pub fn new(rate: FixedRate) -> Self {
+        Self {
+            rate,
+            state: Mutex::new(TimerState::default()),
+        }
+    }
+
+    /// The schedule's grid.
+    pub fn rate(&self) -> FixedRate {
+        self.rate
+    }
+
+    /// Run `on_due` on the timer thread at `due` (at once if it has passed),
+    /// unless stopped.
+    pub fn arm(&self, due: std::time::Instant, on_due: Arc<dyn Fn() + Send + Sync>) {
+        let mut state = self.state.lock();
+        if !state.stopped {
+            state.armed = Some(call_at(due, on_due));
+        }
+    }
+
+    /// On the timer thread, as an armed tick runs: `false` if the schedule
+    /// was stopped meanwhile (the tick must not run).
+    pub fn fired(&self) -> bool {
+        let mut state = self.state.lock();
+        state.armed = None;
+        !state.stopped
+    }
+
+    /// Disarm for good.
+    pub fn stop(&self) {
+        let mut state = self.state.lock();
+        state.stopped = true;
+        if let Some(key) = state.armed.take() {
+            key.cancel();
+        }
+    }
+}

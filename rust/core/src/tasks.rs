@@ -1,0 +1,81 @@
+//! A set of isolated tokio tasks: what a runner owns while started.
+
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+use tokio::task::JoinHandle;
+use tracing::error;
+
+use crate::sync::Mutex;
+use crate::{LOG_TARGET, Result, fault};
+
+/// Named tasks spawned on the current runtime, each isolated: one that returns
+/// `Err` or panics is logged and ends, and its siblings are not affected.
+/// [`stop`](Self::stop) aborts them all and waits until every one has ended;
+/// dropping the set aborts them (without waiting): nothing outlives it.
+#[derive(Default)]
+pub struct Tasks {
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Tasks {
+    /// Spawn `task`, named `name` in its log lines, on the current runtime.
+    ///
+    /// # Panics
+    /// If called outside a tokio runtime.
+    pub fn spawn<F>(&self, name: impl Into<String>, task: F)
+    where
+        F: Future<Output = Result<()>> + Send + 'static,
+    {
+        let handle = tokio::spawn(run_isolated(name.into(), task));
+        self.handles.lock().push(handle);
+    }
+
+    /// Abort every task and wait until all have ended.
+    pub async fn stop(&self) {
+        let handles = std::mem::take(&mut *self.handles.lock());
+        for handle in &handles {
+            handle.abort();
+        }
+        for handle in handles {
+            // Aborted, returned and panicked tasks all end here; a panic was
+            // already logged inside the task.
+            let _ = handle.await;
+        }
+    }
+
+    /// Whether any task is still running.
+    pub fn is_running(&self) -> bool {
+        self.handles.lock().iter().any(|h| !h.is_finished())
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for handle in self.handles.get_mut().drain(..) {
+            handle.abort();
+        }
+    }
+}
+
+/// Run one task to its end, logging an error or a panic instead of letting it
+/// reach the runtime.
+async fn run_isolated<F>(name: String, task: F)
+where
+    F: Future<Output = Result<()>> + Send + 'static,
+{
+    let run = async {
+        fault::hit(fault::Site::Trigger);
+        task.await
+    };
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            error!(target: LOG_TARGET, trigger = name, "trigger {name:?} failed: {e}");
+        }
+        Err(panic) => {
+            let message = fault::panic_message(&*panic);
+            error!(target: LOG_TARGET, trigger = name, "trigger {name:?} panicked: {message}");
+        }
+    }
+}

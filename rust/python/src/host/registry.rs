@@ -1,0 +1,137 @@
+//! The calls of one host that have yet to finish: what `stop()` cancels and
+//! waits for, the names a stop that gives up logs, and what a closed loop
+//! lets go of.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use agent_triggers_core::sync::Mutex;
+use tokio::sync::Notify;
+
+use super::call::{Call, CallOutcome, Completion, Start};
+
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    /// Notified each time the last unfinished call ends.
+    emptied: Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// By key, in the order they were made.
+    calls: BTreeMap<u64, Arc<Call>>,
+    next_id: u64,
+    /// Set by [`close`](Registry::close): no new call is taken.
+    closed: bool,
+}
+
+impl Registry {
+    /// A new queued call, counted from now on: a stop that begins between its
+    /// maker's last check and its hand-off still waits for it. `None` once
+    /// the registry is closed: its completion is told at once that the call
+    /// did not run.
+    pub(super) fn open_call(
+        &self,
+        name: Arc<str>,
+        start: Start,
+        to: Completion,
+    ) -> Option<Arc<Call>> {
+        let call = {
+            let mut inner = self.inner.lock();
+            if !inner.closed {
+                let id = inner.next_id;
+                inner.next_id += 1;
+                let call = Arc::new(Call::new(name, id, start, to));
+                inner.calls.insert(id, Arc::clone(&call));
+                return Some(call);
+            }
+            // Dropped outside the lock: the maker may hold Python references.
+            (start, to)
+        };
+        drop(call.0);
+        call.1.deliver(None, None);
+        None
+    }
+
+    /// Take no new call from now on; the calls yet to finish, in order.
+    pub fn close(&self) -> Vec<Arc<Call>> {
+        let mut inner = self.inner.lock();
+        inner.closed = true;
+        inner.calls.values().cloned().collect()
+    }
+
+    /// The calls yet to finish, in order.
+    pub fn unfinished(&self) -> Vec<Arc<Call>> {
+        self.inner.lock().calls.values().cloned().collect()
+    }
+
+    /// Whether a call has yet to finish.
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().calls.is_empty()
+    }
+
+    /// The names of the calls yet to finish, each once, in order.
+    pub fn unfinished_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for call in self.inner.lock().calls.values() {
+            if !names.iter().any(|name| **name == *call.name) {
+                names.push(call.name.to_string());
+            }
+        }
+        names
+    }
+
+    /// End `call` with `outcome` (`None`: it did not run) and tell whoever
+    /// waits for it. Returns the outcome when nobody was left to receive it.
+    pub(super) fn finish(&self, call: &Call, outcome: Option<CallOutcome>) -> Option<CallOutcome> {
+        self.finish_if(call, outcome, false)
+    }
+
+    /// End `call` as one that did not run, if it is still queued (not
+    /// started meanwhile by the loop thread).
+    pub(super) fn finish_if_queued(&self, call: &Call) {
+        self.finish_if(call, None, true);
+    }
+
+    fn finish_if(
+        &self,
+        call: &Call,
+        outcome: Option<CallOutcome>,
+        queued_only: bool,
+    ) -> Option<CallOutcome> {
+        let (to, launched): (Completion, Option<Instant>) = call.end(queued_only)?;
+        let emptied = {
+            let mut inner = self.inner.lock();
+            inner.calls.remove(&call.id);
+            inner.calls.is_empty()
+        };
+        let unreceived = to.deliver(outcome, launched);
+        if emptied {
+            self.emptied.notify_waiters();
+        }
+        unreceived
+    }
+
+    /// Resolves once no call is unfinished (at once if none is).
+    pub async fn emptied(&self) {
+        loop {
+            let notified = self.emptied.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// End `call`, whose host is gone (its loop's last run dropped it while a
+/// task still ran), and tell whoever waits for it. Returns the outcome when
+/// nobody was left to receive it.
+pub(super) fn finish_orphan(call: &Call, outcome: CallOutcome) -> Option<CallOutcome> {
+    let (to, launched) = call.end(false)?;
+    to.deliver(Some(outcome), launched)
+}

@@ -1,0 +1,79 @@
+//! The Python classes and functions the Rust code calls, bound once, here.
+//!
+//! Everything Rust needs from Python — the package's own helpers (its private
+//! modules) and a few of the standard library's — is looked up in one place,
+//! on first use (by then the package has finished importing: `_core` is
+//! imported first, and the helpers import it), and kept for the process.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+/// The bound objects; see [`bound`].
+pub struct Imports {
+    /// `agent_triggers._trigger.Trigger`: the base class of class-based triggers.
+    pub trigger_class: Py<PyType>,
+    /// `agent_triggers._trigger_task.run_trigger`: runs a coroutine trigger.
+    pub run_trigger: Py<PyAny>,
+    /// `agent_triggers._schedule.run_native`: `trig(ctx)` for a native trigger.
+    pub run_native: Py<PyAny>,
+    /// `agent_triggers._delivery.send_when_idle`.
+    pub send_when_idle: Py<PyAny>,
+    /// `agent_triggers._delivery.TriggerDelivery`.
+    pub delivery_enum: Py<PyType>,
+    /// `agent_triggers._file_change.FileChange` and `FileChangeKind`.
+    pub file_change: Py<PyType>,
+    pub file_change_kind: Py<PyType>,
+    /// `agent_triggers._logging.report_failure` and `report_abandoned`.
+    pub report_failure: Py<PyAny>,
+    pub report_abandoned: Py<PyAny>,
+    /// The standard library's.
+    pub partial: Py<PyAny>,
+    pub coroutine_type: Py<PyType>,
+    pub ensure_future: Py<PyAny>,
+    pub coroutine_state: Py<PyAny>,
+    pub decimal: Py<PyType>,
+    pub real: Py<PyType>,
+    pub timedelta: Py<PyType>,
+    pub datetime: Py<PyType>,
+    pub timezone: Py<PyType>,
+    pub fspath: Py<PyAny>,
+}
+
+/// The bound objects, looked up on the first call.
+pub fn bound(py: Python<'_>) -> PyResult<&Imports> {
+    static BOUND: PyOnceLock<Imports> = PyOnceLock::new();
+    BOUND.get_or_try_init(py, || {
+        let get = |module: &str, name: &str| -> PyResult<Py<PyAny>> {
+            Ok(py.import(module)?.getattr(name)?.unbind())
+        };
+        let class = |module: &str, name: &str| -> PyResult<Py<PyType>> {
+            Ok(py
+                .import(module)?
+                .getattr(name)?
+                .cast_into::<PyType>()?
+                .unbind())
+        };
+        Ok(Imports {
+            trigger_class: class("agent_triggers._trigger", "Trigger")?,
+            run_trigger: get("agent_triggers._trigger_task", "run_trigger")?,
+            run_native: get("agent_triggers._schedule", "run_native")?,
+            send_when_idle: get("agent_triggers._delivery", "send_when_idle")?,
+            delivery_enum: class("agent_triggers._delivery", "TriggerDelivery")?,
+            file_change: class("agent_triggers._file_change", "FileChange")?,
+            file_change_kind: class("agent_triggers._file_change", "FileChangeKind")?,
+            report_failure: get("agent_triggers._logging", "report_failure")?,
+            report_abandoned: get("agent_triggers._logging", "report_abandoned")?,
+            partial: get("functools", "partial")?,
+            coroutine_type: class("types", "CoroutineType")?,
+            ensure_future: get("asyncio", "ensure_future")?,
+            coroutine_state: get("inspect", "getcoroutinestate")?,
+            decimal: class("decimal", "Decimal")?,
+            real: class("numbers", "Real")?,
+            timedelta: class("datetime", "timedelta")?,
+            datetime: class("datetime", "datetime")?,
+            timezone: class("datetime", "timezone")?,
+            fspath: get("os", "fspath")?,
+        })
+    })
+}

@@ -1,0 +1,232 @@
+//! One run of a runner's triggers, from `start()` to `stop()`.
+//!
+//! [`Run::start`] captures a host (the loop that awaited `start()`), starts
+//! each trigger as its kind runs — an `every` trigger as a schedule on the
+//! timer thread, another native trigger as a tokio task driving its source,
+//! a coroutine trigger as a call started at once — and [`Run::stop`] stops
+//! them: it takes no new call, cancels every unfinished one by name (the
+//! reason recorded on it), stops the schedules and source tasks, and waits
+//! until every call has finished, cleanup included.
+
+pub mod connection;
+pub mod plan;
+mod schedule;
+pub mod source;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agent_triggers_core::{Tasks, drive};
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::gc::Traverse;
+use crate::host::asyncio::AsyncioHost;
+use crate::host::{self, CancelReason, Host, report_failure_of};
+use crate::process::{self, runtime};
+use connection::PyConnection;
+use plan::{MakeContext, Plan, PlanKind, TriggerCall};
+use schedule::Schedule;
+use source::SourceSpec;
+
+/// What one `start()` set going.
+pub struct Run {
+    /// The process generation that started it: a child made by `fork()`
+    /// inherits this record but none of the threads its triggers run on.
+    generation: u64,
+    host: Arc<dyn Host>,
+    /// The `every` triggers, which run on the timer thread, not as tasks.
+    schedules: Vec<Arc<Schedule>>,
+    /// The other native triggers, each a task driving its source.
+    tasks: Tasks,
+    /// The Python calls the triggers make, for the garbage collector.
+    calls: Vec<Arc<TriggerCall>>,
+}
+
+impl Run {
+    /// Start `plans` on the calling thread's running loop (attached, on the
+    /// loop thread). Coroutine triggers' tasks are made, in list order,
+    /// before this returns: after `await start(); await asyncio.sleep(0)`
+    /// every one has run to its first `await`, as under Antigravity's runner.
+    pub fn start(
+        py: Python<'_>,
+        plans: &[Plan],
+        connection: &Arc<PyConnection>,
+        make_context: MakeContext,
+    ) -> PyResult<Self> {
+        let host: Arc<dyn Host> = AsyncioHost::capture(py)?;
+        let handle = runtime::handle()?;
+        let _runtime = handle.enter();
+        let started = Instant::now();
+        let mut run = Self {
+            generation: process::generation(),
+            host,
+            schedules: Vec::new(),
+            tasks: Tasks::default(),
+            calls: Vec::with_capacity(plans.len()),
+        };
+        // File watches are set up first (their errors are start()'s), so
+        // that nothing has started when one fails.
+        let factories = plans
+            .iter()
+            .map(|plan| match &plan.kind {
+                PlanKind::Native { source, .. } if !matches!(source, SourceSpec::Every(_)) => {
+                    source.factory().map(Some)
+                }
+                _ => Ok(None),
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        for (plan, factory) in plans.iter().zip(factories) {
+            let callable = match &plan.kind {
+                PlanKind::Native { callback, .. } => callback.clone_ref(py),
+                // Run inside `run_trigger`, which logs a failure in the step that raises.
+                PlanKind::Coroutine { callable } => run_trigger(py, &plan.name, callable)?,
+            };
+            let call = Arc::new(TriggerCall::new(
+                Arc::clone(&plan.name),
+                callable,
+                Arc::clone(connection),
+                plan.delivery,
+                make_context,
+            ));
+            match (&plan.kind, factory) {
+                (
+                    PlanKind::Native {
+                        source: SourceSpec::Every(period),
+                        ..
+                    },
+                    _,
+                ) => {
+                    run.schedules.push(Schedule::start(
+                        Arc::clone(&call),
+                        Arc::clone(&run.host),
+                        *period,
+                        started,
+                    ));
+                }
+                (PlanKind::Native { .. }, Some(factory)) => {
+                    let source = factory(started.into())
+                        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+                    let (host, call) = (Arc::clone(&run.host), Arc::clone(&call));
+                    run.tasks.spawn(&*plan.name, async move {
+                        let name = Arc::clone(&call.name);
+                        // A failing callback is logged and the trigger goes on.
+                        drive(source, &name, |event| {
+                            let python =
+                                host::call(&host, Arc::clone(&call.name), call.start(event));
+                            let name = Arc::clone(&call.name);
+                            async move {
+                                report_failure_of(&name, python).await;
+                                Ok(())
+                            }
+                        })
+                        .await;
+                        Ok(())
+                    });
+                }
+                (PlanKind::Native { .. }, None) => unreachable!("a factory per native source"),
+                (PlanKind::Coroutine { .. }, _) => {
+                    // The trigger's own failures are logged by `run_trigger`;
+                    // what is left is a failure to run it at all (say, a
+                    // task factory that raised).
+                    let name = Arc::clone(&plan.name);
+                    host::start_now(
+                        &run.host,
+                        py,
+                        Arc::clone(&plan.name),
+                        call.start(agent_triggers_core::Event::Tick),
+                        Box::new(move |outcome, _| {
+                            if let Some(Err(err)) = outcome {
+                                process::with_python(|py| {
+                                    crate::logging::report_failure(py, &name, err);
+                                });
+                            }
+                        }),
+                    )?;
+                }
+            }
+            run.calls.push(call);
+        }
+        Ok(run)
+    }
+
+    pub fn host(&self) -> &Arc<dyn Host> {
+        &self.host
+    }
+
+    /// `RuntimeError` in a forked child: the run's tasks live in the parent's
+    /// tokio runtime and its calls on the parent's loop, none of which runs
+    /// here — a stop would wait for ever.
+    pub fn ensure_started_in_this_process(&self) -> PyResult<()> {
+        if self.generation == process::generation() {
+            return Ok(());
+        }
+        Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the trigger runner was started in another process (before a fork): its \
+             triggers run there, on threads this process does not have, so it can be \
+             neither stopped nor started here. Make a new TriggerRunner in this process",
+        ))
+    }
+
+    /// On the runner's own loop (attached): cancel every call now, before a
+    /// stop first waits, as Antigravity's runner does — a trigger stopped
+    /// right after `start()` never runs.
+    pub fn cancel_now(&self, py: Python<'_>) {
+        host::cancel_all(&*self.host, Some(py), CancelReason::Stop);
+    }
+
+    /// Cancel every trigger and wait until each has finished, Python cleanup
+    /// included. Safe to call from several stops at once: each waits.
+    pub async fn stop(&self) {
+        host::cancel_all(&*self.host, None, CancelReason::Stop);
+        for schedule in &self.schedules {
+            schedule.stop();
+        }
+        self.tasks.stop().await;
+        host::wait_until_done(&*self.host).await;
+    }
+
+    /// Whether something of the run may still call Python.
+    pub fn is_running(&self) -> bool {
+        !self.host.is_known_closed()
+            // A schedule runs until stopped: periodic triggers never return.
+            && (!self.schedules.is_empty()
+                || self.tasks.is_running()
+                || !self.host.registry().is_empty())
+    }
+
+    /// The names of the triggers with a call yet to finish: what a stop that
+    /// gives up left running.
+    pub fn unfinished(&self) -> Vec<String> {
+        self.host.registry().unfinished_names()
+    }
+}
+
+impl Traverse for Run {
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.calls.traverse(visit)
+    }
+}
+
+impl Drop for Run {
+    /// A runner collected without `stop()`: nothing it started keeps firing,
+    /// and its calls are cancelled (the source tasks are aborted as `tasks`
+    /// drops).
+    fn drop(&mut self) {
+        host::cancel_all(&*self.host, None, CancelReason::RunnerCollected);
+        for schedule in &self.schedules {
+            schedule.stop();
+        }
+    }
+}
+
+/// `functools.partial(run_trigger, name, callable)`: the trigger run inside
+/// `agent_triggers._trigger_task.run_trigger`.
+fn run_trigger(py: Python<'_>, name: &str, callable: &Py<PyAny>) -> PyResult<Py<PyAny>> {
+    let bound = crate::python::bound(py)?;
+    Ok(bound
+        .partial
+        .bind(py)
+        .call1((bound.run_trigger.bind(py), name, callable))?
+        .unbind())
+}
