@@ -36,6 +36,8 @@ demo: $(BIN)/python
 lint: install
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	# The maintainers' docs (private items too: the bindings' API is Python's).
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --document-private-items
 	$(BIN)/ruff check python tests examples benchmarks
 	$(BIN)/ruff format --check python tests examples benchmarks
 	$(BIN)/mypy --strict

@@ -51,7 +51,7 @@ def layer(module: tuple[str, ...]) -> str:
 
 def test_each_module_uses_only_layers_below_it_and_leaves() -> None:
     known = modules()
-    wrong = []
+    wrong: list[str] = []
     for module, file in known.items():
         if not module:
             continue  # lib.rs registers the api
@@ -83,7 +83,7 @@ def test_no_module_cycle() -> None:
         stack.append(module)
         for target in graph.get(module, set()):
             if seen.get(target) == 1:
-                cycle = stack[stack.index(target) :] + [target]
+                cycle = [*stack[stack.index(target) :], target]
                 raise AssertionError("module cycle: " + " -> ".join("/".join(m) for m in cycle))
             if target not in seen:
                 visit(target)

@@ -9,6 +9,10 @@
 //! Leaves any layer may use: [`arguments`], [`delivery`], [`gc`],
 //! [`logging`], [`python`].
 
+// The crate's API is the Python module; its Rust docs are for maintainers
+// (`cargo doc --document-private-items`), so links to private items are right.
+#![allow(rustdoc::private_intra_doc_links)]
+
 mod api;
 mod arguments;
 mod delivery;

@@ -145,7 +145,7 @@ pub async fn report_failure_of(name: &str, call: PythonCall) {
     }
 }
 
-/// A Python call running on the loop (see [`call`]).
+/// A Python call running on the loop (see [`call()`]).
 pub struct PythonCall {
     host: Arc<dyn Host>,
     /// `None` if the host took no new call (it was stopping).
