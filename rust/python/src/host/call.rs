@@ -180,25 +180,19 @@ impl Call {
         }
     }
 
-    /// Whether a cancel was asked of the call (by us: a stop, a drop).
-    pub(super) fn cancel_asked(&self) -> bool {
-        matches!(
-            *self.state.lock(),
-            State::Running {
-                cancelled: Some(_),
-                ..
-            }
-        )
-    }
-
     /// → Done (only from `Queued` if `queued_only`): who to tell, and when
     /// the callable was called (if it was).
     pub(super) fn end(&self, queued_only: bool) -> Option<(Completion, Option<Instant>)> {
-        let mut state = self.state.lock();
-        if queued_only && !matches!(*state, State::Queued { .. }) {
-            return None;
-        }
-        match std::mem::replace(&mut *state, State::Done) {
+        let ended = {
+            let mut state = self.state.lock();
+            if queued_only && !matches!(*state, State::Queued { .. }) {
+                return None;
+            }
+            std::mem::replace(&mut *state, State::Done)
+        };
+        // Outside the lock: the maker and the task are Python references,
+        // whose release may run a finalizer.
+        match ended {
             State::Queued { to, .. } => Some((to, None)),
             State::Running { to, launched, .. } => Some((to, Some(launched))),
             State::Done => None,

@@ -104,14 +104,20 @@ pub fn start_now(
     }
 }
 
-/// Take no new call, and cancel every unfinished one with `reason`: on the
-/// loop thread now if `py` is given (the caller is on it), else queued.
-pub fn cancel_all(host: &dyn Host, py: Option<Python<'_>>, reason: CancelReason) {
+/// Take no new call, and cancel every unfinished one with `reason` (from
+/// any thread: queued for the loop).
+pub fn close_and_cancel_all(host: &dyn Host, reason: CancelReason) {
     for call in host.registry().close() {
-        match py {
-            Some(py) => host.cancel_now(py, &call, reason),
-            None => host.cancel(&call, reason),
-        }
+        host.cancel(&call, reason);
+    }
+}
+
+/// On the loop thread: cancel every unfinished call with `reason`, now. New
+/// calls are still taken (a stop that fails after this leaves the triggers
+/// running, as they were).
+pub fn cancel_all_now(host: &dyn Host, py: Python<'_>, reason: CancelReason) {
+    for call in host.registry().unfinished() {
+        host.cancel_now(py, &call, reason);
     }
 }
 

@@ -15,14 +15,6 @@ pub enum Job {
     Cancel(Arc<Call>, CancelReason),
 }
 
-impl Job {
-    pub fn call(&self) -> &Arc<Call> {
-        match self {
-            Self::Start(call) | Self::Cancel(call, _) => call,
-        }
-    }
-}
-
 /// Jobs in the order they were pushed, and whether a drain of them is already
 /// on its way to the loop. `K` keeps the host alive while jobs wait (the
 /// drain holds it only weakly): a runner dropped with a cancellation queued

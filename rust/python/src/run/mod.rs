@@ -16,7 +16,8 @@ pub mod source;
 use std::sync::Arc;
 use std::time::Instant;
 
-use agent_triggers_core::{Tasks, drive};
+use agent_triggers_core::{Event, EventSource, Tasks, drive};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
@@ -48,6 +49,11 @@ impl Run {
     /// loop thread). Coroutine triggers' tasks are made, in list order,
     /// before this returns: after `await start(); await asyncio.sleep(0)`
     /// every one has run to its first `await`, as under Antigravity's runner.
+    ///
+    /// In order: file watches are set up (their errors are `start()`'s, with
+    /// nothing started), coroutine triggers started, then the schedules'
+    /// origin taken and the native triggers armed — an `every` trigger's
+    /// first call comes one interval after that, not sooner.
     pub fn start(
         py: Python<'_>,
         plans: &[Plan],
@@ -57,16 +63,6 @@ impl Run {
         let host: Arc<dyn Host> = AsyncioHost::capture(py)?;
         let handle = runtime::handle()?;
         let _runtime = handle.enter();
-        let started = Instant::now();
-        let mut run = Self {
-            generation: process::generation(),
-            host,
-            schedules: Vec::new(),
-            tasks: Tasks::default(),
-            calls: Vec::with_capacity(plans.len()),
-        };
-        // File watches are set up first (their errors are start()'s), so
-        // that nothing has started when one fails.
         let factories = plans
             .iter()
             .map(|plan| match &plan.kind {
@@ -76,7 +72,14 @@ impl Run {
                 _ => Ok(None),
             })
             .collect::<PyResult<Vec<_>>>()?;
-        for (plan, factory) in plans.iter().zip(factories) {
+        let mut run = Self {
+            generation: process::generation(),
+            host,
+            schedules: Vec::new(),
+            tasks: Tasks::default(),
+            calls: Vec::with_capacity(plans.len()),
+        };
+        for plan in plans {
             let callable = match &plan.kind {
                 PlanKind::Native { callback, .. } => callback.clone_ref(py),
                 // Run inside `run_trigger`, which logs a failure in the step that raises.
@@ -89,6 +92,13 @@ impl Run {
                 plan.delivery,
                 make_context,
             ));
+            if let PlanKind::Coroutine { .. } = plan.kind {
+                run.start_coroutine(py, &call)?;
+            }
+            run.calls.push(call);
+        }
+        let started = Instant::now();
+        for ((plan, factory), call) in plans.iter().zip(factories).zip(&run.calls) {
             match (&plan.kind, factory) {
                 (
                     PlanKind::Native {
@@ -97,57 +107,57 @@ impl Run {
                     },
                     _,
                 ) => {
-                    run.schedules.push(Schedule::start(
-                        Arc::clone(&call),
-                        Arc::clone(&run.host),
-                        *period,
-                        started,
-                    ));
+                    let host = Arc::clone(&run.host);
+                    let schedule = Schedule::start(Arc::clone(call), host, *period, started);
+                    run.schedules.push(schedule);
                 }
                 (PlanKind::Native { .. }, Some(factory)) => {
                     let source = factory(started.into())
-                        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
-                    let (host, call) = (Arc::clone(&run.host), Arc::clone(&call));
-                    run.tasks.spawn(&*plan.name, async move {
-                        let name = Arc::clone(&call.name);
-                        // A failing callback is logged and the trigger goes on.
-                        drive(source, &name, |event| {
-                            let python =
-                                host::call(&host, Arc::clone(&call.name), call.start(event));
-                            let name = Arc::clone(&call.name);
-                            async move {
-                                report_failure_of(&name, python).await;
-                                Ok(())
-                            }
-                        })
-                        .await;
-                        Ok(())
-                    });
+                        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                    run.spawn_source(source, call);
                 }
                 (PlanKind::Native { .. }, None) => unreachable!("a factory per native source"),
-                (PlanKind::Coroutine { .. }, _) => {
-                    // The trigger's own failures are logged by `run_trigger`;
-                    // what is left is a failure to run it at all (say, a
-                    // task factory that raised).
-                    let name = Arc::clone(&plan.name);
-                    host::start_now(
-                        &run.host,
-                        py,
-                        Arc::clone(&plan.name),
-                        call.start(agent_triggers_core::Event::Tick),
-                        Box::new(move |outcome, _| {
-                            if let Some(Err(err)) = outcome {
-                                process::with_python(|py| {
-                                    crate::logging::report_failure(py, &name, err);
-                                });
-                            }
-                        }),
-                    )?;
-                }
+                (PlanKind::Coroutine { .. }, _) => {}
             }
-            run.calls.push(call);
         }
         Ok(run)
+    }
+
+    /// Start a coroutine trigger's call now. Its own failures are logged by
+    /// `run_trigger`; what is left is a failure to run it at all (say, a task
+    /// factory that raised).
+    fn start_coroutine(&self, py: Python<'_>, call: &Arc<TriggerCall>) -> PyResult<()> {
+        let name = Arc::clone(&call.name);
+        host::start_now(
+            &self.host,
+            py,
+            Arc::clone(&call.name),
+            call.start(Event::Tick),
+            Box::new(move |outcome, _| {
+                if let Some(Err(err)) = outcome {
+                    process::with_python(|py| crate::logging::report_failure(py, &name, err));
+                }
+            }),
+        )
+    }
+
+    /// Run `call` for each event of `source`, as a task of the run. A failing
+    /// callback is logged and the trigger goes on.
+    fn spawn_source(&self, source: Box<dyn EventSource>, call: &Arc<TriggerCall>) {
+        let (host, call) = (Arc::clone(&self.host), Arc::clone(call));
+        self.tasks.spawn(call.name.to_string(), async move {
+            let name = Arc::clone(&call.name);
+            drive(source, &name, |event| {
+                let python = host::call(&host, Arc::clone(&call.name), call.start(event));
+                let name = Arc::clone(&call.name);
+                async move {
+                    report_failure_of(&name, python).await;
+                    Ok(())
+                }
+            })
+            .await;
+            Ok(())
+        });
     }
 
     pub fn host(&self) -> &Arc<dyn Host> {
@@ -161,7 +171,7 @@ impl Run {
         if self.generation == process::generation() {
             return Ok(());
         }
-        Err(pyo3::exceptions::PyRuntimeError::new_err(
+        Err(PyRuntimeError::new_err(
             "the trigger runner was started in another process (before a fork): its \
              triggers run there, on threads this process does not have, so it can be \
              neither stopped nor started here. Make a new TriggerRunner in this process",
@@ -172,13 +182,13 @@ impl Run {
     /// stop first waits, as Antigravity's runner does — a trigger stopped
     /// right after `start()` never runs.
     pub fn cancel_now(&self, py: Python<'_>) {
-        host::cancel_all(&*self.host, Some(py), CancelReason::Stop);
+        host::cancel_all_now(&*self.host, py, CancelReason::Stop);
     }
 
     /// Cancel every trigger and wait until each has finished, Python cleanup
     /// included. Safe to call from several stops at once: each waits.
     pub async fn stop(&self) {
-        host::cancel_all(&*self.host, None, CancelReason::Stop);
+        host::close_and_cancel_all(&*self.host, CancelReason::Stop);
         for schedule in &self.schedules {
             schedule.stop();
         }
@@ -195,10 +205,19 @@ impl Run {
                 || !self.host.registry().is_empty())
     }
 
-    /// The names of the triggers with a call yet to finish: what a stop that
-    /// gives up left running.
+    /// The names of the triggers with a call yet to finish, in list order,
+    /// each once: what a stop that gives up left running.
     pub fn unfinished(&self) -> Vec<String> {
-        self.host.registry().unfinished_names()
+        let running = self.host.registry().unfinished_names();
+        let mut names: Vec<String> = Vec::new();
+        for call in &self.calls {
+            if running.iter().any(|name| **name == *call.name)
+                && !names.iter().any(|name| **name == *call.name)
+            {
+                names.push(call.name.to_string());
+            }
+        }
+        names
     }
 }
 
@@ -213,7 +232,7 @@ impl Drop for Run {
     /// and its calls are cancelled (the source tasks are aborted as `tasks`
     /// drops).
     fn drop(&mut self) {
-        host::cancel_all(&*self.host, None, CancelReason::RunnerCollected);
+        host::close_and_cancel_all(&*self.host, CancelReason::RunnerCollected);
         for schedule in &self.schedules {
             schedule.stop();
         }

@@ -152,12 +152,18 @@ impl AsyncioHost {
         }
     }
 
-    /// Nothing can run on a closed loop: every call queued is over, started or
-    /// not. A started one's task is let go of by `abandon_running`.
+    /// Nothing can run on a closed loop: every call with a job queued is
+    /// over — one to start never will, one to cancel will never say it ended.
     fn abandon_queue(&self) {
         let (jobs, _keep_alive) = self.queue.take();
         for job in jobs {
-            self.registry.finish_if_queued(job.call());
+            match job {
+                Job::Start(call) => self.registry.finish_if_queued(&call),
+                Job::Cancel(call, _) => {
+                    drop(call.take_task());
+                    self.registry.finish(&call, None);
+                }
+            }
         }
     }
 

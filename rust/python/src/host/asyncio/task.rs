@@ -46,7 +46,7 @@ impl TaskDone {
             .and_then(|c| c.is_truthy())
             .unwrap_or(false);
         let outcome: CallOutcome = if cancelled {
-            if !self.0.cancel_asked() && cancelled_by_nobody(task) {
+            if cancelled_by_nobody(task) {
                 // The CancelledError was raised by the code itself (a send
                 // that raises it, an await on a future cancelled elsewhere):
                 // a failure like any other, or the trigger would end untraced.
