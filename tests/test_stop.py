@@ -529,16 +529,19 @@ async def test_stop_with_timeout_names_the_triggers_left_running_in_list_order(
         [every(0.005, stubborn_tick, name="stuck_schedule"), stuck_coroutine], connection
     )
     await runner.start()
-    await wait_for(lambda: stuck_tick.calls == 1 and stuck_coroutine.calls == 1)
-    with caplog.at_level(logging.WARNING, logger="agent_triggers"):
-        await asyncio.wait_for(runner.stop(timeout=0.2), timeout=10)
-    [warning] = warning_records(caplog)
-    message = warning.getMessage()
-    assert "stuck_schedule" in message
-    assert "Stubborn" in message
-    assert message.index("stuck_schedule") < message.index("Stubborn"), message
-    stuck_tick.release()
-    stuck_coroutine.release()
+    try:
+        await wait_for(lambda: stuck_tick.calls == 1 and stuck_coroutine.calls == 1)
+        with caplog.at_level(logging.WARNING, logger="agent_triggers"):
+            await asyncio.wait_for(runner.stop(timeout=0.2), timeout=10)
+        [warning] = warning_records(caplog)
+        message = warning.getMessage()
+        assert "stuck_schedule" in message
+        assert "Stubborn" in message
+        assert message.index("stuck_schedule") < message.index("Stubborn"), message
+    finally:
+        # Even on failure: abandoned, they would outlive the test's loop.
+        stuck_tick.release()
+        stuck_coroutine.release()
     await wait_for(lambda: stuck_tick.finished and stuck_coroutine.finished)
 
 
