@@ -72,17 +72,6 @@ impl Registry {
         self.inner.lock().calls.is_empty()
     }
 
-    /// The names of the calls yet to finish, each once, in order.
-    pub fn unfinished_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for call in self.inner.lock().calls.values() {
-            if !names.iter().any(|name| **name == *call.name) {
-                names.push(call.name.to_string());
-            }
-        }
-        names
-    }
-
     /// End `call` with `outcome` (`None`: it did not run) and tell whoever
     /// waits for it. Returns the outcome when nobody was left to receive it.
     pub(super) fn finish(&self, call: &Call, outcome: Option<CallOutcome>) -> Option<CallOutcome> {

@@ -208,10 +208,12 @@ impl Run {
     /// The names of the triggers with a call yet to finish, in list order,
     /// each once: what a stop that gives up left running.
     pub fn unfinished(&self) -> Vec<String> {
-        let running = self.host.registry().unfinished_names();
+        let running = self.host.registry().unfinished();
         let mut names: Vec<String> = Vec::new();
         for call in &self.calls {
-            if running.iter().any(|name| **name == *call.name)
+            if running
+                .iter()
+                .any(|unfinished| unfinished.name == call.name)
                 && !names.iter().any(|name| **name == *call.name)
             {
                 names.push(call.name.to_string());
