@@ -126,6 +126,6 @@ impl EventSource for CronSource {
         };
         sleep_until(&*self.clock, due).await;
         self.due = None;
-        Some(Event::Tick)
+        Some(Event::Scheduled(due))
     }
 }

@@ -19,6 +19,7 @@ mod error;
 #[doc(hidden)]
 pub mod fault;
 mod file_watch;
+pub mod fleet;
 mod once;
 mod periodic;
 mod precise_timer;

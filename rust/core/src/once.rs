@@ -44,12 +44,18 @@ impl OneShot {
 #[async_trait]
 impl EventSource for OneShot {
     async fn next(&mut self) -> Option<Event> {
-        match &self.wait {
-            Wait::Until(instant) => tokio::time::sleep_until(*instant).await,
-            Wait::UntilWall(when, clock) => sleep_until(&**clock, *when).await,
+        let event = match &self.wait {
+            Wait::Until(instant) => {
+                tokio::time::sleep_until(*instant).await;
+                Event::Tick
+            }
+            Wait::UntilWall(when, clock) => {
+                sleep_until(&**clock, *when).await;
+                Event::Scheduled(*when)
+            }
             Wait::Fired => return None,
-        }
+        };
         self.wait = Wait::Fired;
-        Some(Event::Tick)
+        Some(event)
     }
 }

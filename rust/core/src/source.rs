@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 use tracing::error;
@@ -20,6 +21,9 @@ use crate::{FileChange, LOG_TARGET, Result, Trigger, TriggerContext, TriggerDeli
 pub enum Event {
     /// A due time was reached.
     Tick,
+    /// The instant a call was scheduled for was reached (a tick of a cron,
+    /// `at` or fleet schedule, whose instant the call is told).
+    Scheduled(DateTime<Utc>),
     /// Files changed (one debounced batch, in order, without repeats).
     Changes(Vec<FileChange>),
 }

@@ -35,9 +35,13 @@ fn utc(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// The next event's scheduled instant, checked to be the clock's reading as it comes.
 async fn next_at(source: &mut dyn EventSource, clock: &TokioClock) -> DateTime<Utc> {
-    assert_eq!(source.next().await, Some(Event::Tick));
-    clock.now()
+    let Some(Event::Scheduled(due)) = source.next().await else {
+        panic!("expected a scheduled tick");
+    };
+    assert_eq!(due, clock.now());
+    due
 }
 
 #[tokio::test(start_paused = true)]
@@ -146,6 +150,9 @@ async fn at_fires_at_its_wall_time_or_at_once_when_past() {
 
     let start = Instant::now();
     let mut past = OneShot::new(Deadline::At(utc("2026-11-24T11:00:00Z"), clock.clone()));
-    assert_eq!(past.next().await, Some(Event::Tick));
+    assert_eq!(
+        past.next().await,
+        Some(Event::Scheduled(utc("2026-11-24T11:00:00Z")))
+    );
     assert_eq!(start.elapsed(), Duration::ZERO);
 }

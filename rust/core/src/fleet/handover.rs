@@ -1,0 +1,178 @@
+//! Giving back unrun claims, and taking given-back ticks over.
+//!
+//! A stopping replica marks each claim it holds and has not run as given back
+//! (its value becomes empty; its expiry is kept) and pushes the tick on the
+//! list `agent_triggers:given-back`, in one script so neither happens without
+//! the other. Every replica waits on that list (`BLPOP`, on a connection of
+//! its own): Redis hands each item to exactly one waiter, which takes the
+//! claim over — only if it is still marked given back, so a tick whose claim
+//! expired or was lost with a restarted Redis is never run twice — and runs
+//! the tick, late if its instant has passed. No command is spent on this
+//! while no replica stops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::AsyncConnectionConfig;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::{Fleet, PREFIX};
+use crate::LOG_TARGET;
+use crate::sync::Mutex;
+
+/// If `KEYS[1]` (a claim) is `ARGV[1]`'s (this replica's): mark it given
+/// back, keeping its expiry, and push `ARGV[2]` (the tick) on `KEYS[2]`,
+/// which lives `ARGV[3]` ms after the last push. 1 if given back.
+static GIVE_BACK: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], '', 'KEEPTTL')
+        redis.call('RPUSH', KEYS[2], ARGV[2])
+        redis.call('PEXPIRE', KEYS[2], ARGV[3])
+        return 1
+        ",
+    )
+});
+
+/// If `KEYS[1]` (a claim) is marked given back: make it `ARGV[1]`'s (this
+/// replica's), keeping its expiry. 1 if taken.
+static TAKE_OVER: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        if redis.call('GET', KEYS[1]) ~= '' then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+        return 1
+        ",
+    )
+});
+
+fn list_key() -> String {
+    format!("{PREFIX}:given-back")
+}
+
+/// The keyed triggers of this replica that take given-back ticks: one
+/// channel per key, to the trigger's source.
+#[derive(Default)]
+pub(super) struct Handover {
+    takers: Mutex<HashMap<Arc<str>, mpsc::UnboundedSender<DateTime<Utc>>>>,
+}
+
+impl Handover {
+    /// Given-back ticks of `key` arrive on the returned receiver.
+    pub(super) fn register(&self, key: &Arc<str>) -> mpsc::UnboundedReceiver<DateTime<Utc>> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.takers.lock().insert(Arc::clone(key), sender);
+        receiver
+    }
+
+    fn deliver(&self, key: &str, due: DateTime<Utc>) -> bool {
+        self.takers
+            .lock()
+            .get(key)
+            .is_some_and(|taker| taker.send(due).is_ok())
+    }
+}
+
+/// Give back `key`'s claim of the tick due at `due`, if this replica still
+/// holds it. `true` if given back.
+pub(super) async fn give_back(fleet: &Fleet, key: &str, due: DateTime<Utc>) -> bool {
+    let item = format!("{} {key}", due.timestamp_nanos_opt().unwrap_or_default());
+    let mut invocation = GIVE_BACK.prepare_invoke();
+    invocation
+        .key(Fleet::claim_key(key, due))
+        .key(list_key())
+        .arg(&fleet.replica)
+        .arg(item)
+        .arg(fleet.config.claim_ttl.as_millis() as u64);
+    let mut connection = fleet.claims.clone();
+    matches!(
+        tokio::time::timeout(
+            Fleet::timeout_of(&fleet.config),
+            invocation.invoke_async::<i64>(&mut connection),
+        )
+        .await,
+        Ok(Ok(1))
+    )
+}
+
+/// Take over `key`'s tick due at `due`, given back by another replica.
+pub(super) async fn take_over(fleet: &Fleet, key: &Arc<str>, due: DateTime<Utc>) -> bool {
+    fleet.held.lock().insert(Arc::clone(key), due);
+    let mut invocation = TAKE_OVER.prepare_invoke();
+    invocation
+        .key(Fleet::claim_key(key, due))
+        .arg(&fleet.replica);
+    let mut connection = fleet.claims.clone();
+    let taken = matches!(
+        tokio::time::timeout(
+            Fleet::timeout_of(&fleet.config),
+            invocation.invoke_async::<i64>(&mut connection),
+        )
+        .await,
+        Ok(Ok(1))
+    );
+    if !taken {
+        fleet.release(key, due);
+    }
+    taken
+}
+
+/// Wait for given-back ticks and hand each to the trigger of its key, until
+/// aborted. Its own connection (a blocking pop must not hold up the claims
+/// behind it), re-made after a failure.
+pub async fn listen_for_given_back(fleet: Arc<Fleet>) {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Fleet::timeout_of(&fleet.config)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    loop {
+        let mut connection = match fleet
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(connection) => connection,
+            Err(_) => {
+                // The claims report the outage; try again shortly.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let popped: redis::RedisResult<Option<(String, String)>> = redis::cmd("BLPOP")
+                .arg(list_key())
+                .arg(1)
+                .query_async(&mut connection)
+                .await;
+            match popped {
+                Ok(Some((_, item))) => dispatch(&fleet, &item),
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn dispatch(fleet: &Fleet, item: &str) {
+    let parsed = item
+        .split_once(' ')
+        .and_then(|(nanos, key)| Some((nanos.parse::<i64>().ok()?, key)));
+    let Some((nanos, key)) = parsed else {
+        debug!(target: LOG_TARGET, "fleet: ignoring a malformed given-back item {item:?}");
+        return;
+    };
+    let due = DateTime::from_timestamp_nanos(nanos);
+    if !fleet.handover.deliver(key, due) {
+        // Replicas are meant to run the same keyed triggers; this one has no
+        // trigger of that key, so the tick is not run here.
+        debug!(
+            target: LOG_TARGET,
+            "fleet replica {:?}: a tick of key {key:?} was given back, but no trigger here has that key",
+            fleet.replica
+        );
+    }
+}

@@ -1,0 +1,387 @@
+//! Fleets: each tick of a keyed trigger runs on exactly one replica, agreed
+//! in Redis (docs/fleet.md has the protocol, its guarantees and its limits).
+//!
+//! Every replica runs the same keyed triggers on the same grid
+//! ([`grid`]). Shortly before a tick each replica claims it with
+//! `SET <prefix>:<key>:<tick_ms> <replica> NX PX <ttl>`; the one whose `SET`
+//! succeeds runs it at its due instant, the others let it go. A claim is never
+//! deleted after its call: it expires by itself, so a replica whose clock is
+//! behind cannot claim the tick again (while its skew stays under half the
+//! ttl). A replica that stops gives back the claims it has not run: the claim
+//! is marked given back (kept until it expires) and the tick pushed on a list
+//! every replica waits on; the one that pops it takes the claim over and runs
+//! the tick ([`handover`]).
+
+pub mod grid;
+mod handover;
+mod ticks;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tracing::{info, warn};
+
+use crate::sync::Mutex;
+use crate::{Error, LOG_TARGET, Result};
+pub use handover::listen_for_given_back;
+pub use ticks::{FleetSchedule, FleetTicks};
+
+/// The claim ttl when none is given.
+pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(10);
+
+/// The longest a replica claims a tick ahead of it (less for short periods:
+/// at most half the period, so a replica holds at most one unrun claim per
+/// keyed trigger). Far above a loopback or LAN round trip, so a fleet tick
+/// starts as precisely as a local one.
+pub const CLAIM_LEAD: Duration = Duration::from_millis(100);
+
+/// Where the claims live in Redis: `agent_triggers:claim:<key>:<tick_ms>`.
+const PREFIX: &str = "agent_triggers";
+
+/// What a replica does with a keyed tick while Redis cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnUnavailable {
+    /// Skip it (no replica can know it is its own to run).
+    Skip,
+    /// Run it here (every replica that cannot reach Redis runs it).
+    Run,
+}
+
+/// A fleet as configured: where its Redis is and how this replica behaves.
+/// Its `Debug` (like every message of this module) shows the URL without its
+/// password.
+#[derive(Clone)]
+pub struct FleetConfig {
+    url: String,
+    redacted: String,
+    password: Option<String>,
+    replica: Option<String>,
+    claim_ttl: Duration,
+    on_unavailable: OnUnavailable,
+}
+
+impl FleetConfig {
+    /// Check `url` (a `redis://` or `rediss://` URL) and the options. Errors
+    /// never quote the URL's password.
+    pub fn new(
+        url: &str,
+        replica: Option<String>,
+        claim_ttl: Option<Duration>,
+        on_unavailable: OnUnavailable,
+    ) -> Result<Self> {
+        let parsed = url::Url::parse(url).map_err(|e| {
+            Error::InvalidArgument(format!("url is not a valid redis:// URL ({e})"))
+        })?;
+        if !matches!(parsed.scheme(), "redis" | "rediss") {
+            return Err(Error::InvalidArgument(format!(
+                "url must start with redis:// or rediss://, not {}://",
+                parsed.scheme()
+            )));
+        }
+        let password = parsed.password().map(str::to_owned);
+        let mut shown = parsed.clone();
+        if password.is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        let config = Self {
+            url: url.to_owned(),
+            redacted: shown.to_string(),
+            password,
+            replica,
+            claim_ttl: claim_ttl.unwrap_or(DEFAULT_CLAIM_TTL),
+            on_unavailable,
+        };
+        if config.claim_ttl < Duration::from_millis(10) {
+            return Err(Error::InvalidArgument(format!(
+                "claim_ttl must be at least 0.01 seconds, not {:?}",
+                config.claim_ttl
+            )));
+        }
+        redis::Client::open(config.url.as_str()).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "url is not a usable Redis URL: {}",
+                config.scrub(&e)
+            ))
+        })?;
+        Ok(config)
+    }
+
+    /// The URL with its password (if any) shown as `***`.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted
+    }
+
+    /// This replica's name as given (`None`: the bindings name it).
+    pub fn replica(&self) -> Option<&str> {
+        self.replica.as_deref()
+    }
+
+    pub fn claim_ttl(&self) -> Duration {
+        self.claim_ttl
+    }
+
+    pub fn on_unavailable(&self) -> OnUnavailable {
+        self.on_unavailable
+    }
+
+    /// `error`'s text with the password, if it appears, replaced by `***`.
+    fn scrub(&self, error: &dyn fmt::Display) -> String {
+        let text = error.to_string();
+        match &self.password {
+            Some(password) if !password.is_empty() => text.replace(password.as_str(), "***"),
+            _ => text,
+        }
+    }
+}
+
+impl fmt::Debug for FleetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetConfig")
+            .field("url", &self.redacted)
+            .field("replica", &self.replica)
+            .field("claim_ttl", &self.claim_ttl)
+            .field("on_unavailable", &self.on_unavailable)
+            .finish()
+    }
+}
+
+/// The outcome of a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This replica holds the tick: it runs it.
+    Won,
+    /// Another replica holds it.
+    Lost,
+    /// Redis did not answer (in time).
+    Unavailable,
+}
+
+/// What a fleet did, counted (for logs, tests and benchmarks).
+#[derive(Debug, Default)]
+pub struct FleetCounts {
+    /// Claims made (`SET ... NX`), whatever their outcome.
+    pub claims: AtomicU64,
+    pub won: AtomicU64,
+    /// Ticks given back at stop.
+    pub given_back: AtomicU64,
+    /// Given-back ticks this replica took over.
+    pub taken_over: AtomicU64,
+    /// Ticks skipped: Redis unavailable (under `Skip`), or a claim that may
+    /// have expired before its call could start (a suspended process).
+    pub skipped: AtomicU64,
+}
+
+/// A fleet as one run of a runner uses it: a connection to its Redis (made
+/// lazily and re-made after a failure, without a restart) and the claims this
+/// replica holds and has not run yet.
+pub struct Fleet {
+    config: FleetConfig,
+    replica: String,
+    client: redis::Client,
+    claims: ConnectionManager,
+    /// `false` during an outage: one WARNING when it begins, one INFO when it ends.
+    reachable: AtomicBool,
+    /// The tick each keyed trigger has claimed and not yet run.
+    held: Mutex<HashMap<Arc<str>, DateTime<Utc>>>,
+    handover: handover::Handover,
+    pub counts: FleetCounts,
+}
+
+impl Fleet {
+    /// A fleet for this replica, named `replica`. Connects lazily: a Redis
+    /// down now is only the first claims' concern. Must be called within a
+    /// tokio runtime.
+    pub fn connect(config: &FleetConfig, replica: String) -> Result<Arc<Self>> {
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "url is not a usable Redis URL: {}",
+                config.scrub(&e)
+            ))
+        })?;
+        let timeout = Self::timeout_of(config);
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // One attempt per command while Redis is down; the next claim tries again.
+            .set_number_of_retries(0);
+        let claims = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(|e| Error::other(config.scrub(&e)))?;
+        Ok(Arc::new(Self {
+            config: config.clone(),
+            replica,
+            client,
+            claims,
+            reachable: AtomicBool::new(true),
+            held: Mutex::new(HashMap::new()),
+            handover: handover::Handover::default(),
+            counts: FleetCounts::default(),
+        }))
+    }
+
+    /// How long a command may take before Redis counts as unavailable.
+    fn timeout_of(config: &FleetConfig) -> Duration {
+        (config.claim_ttl / 4).min(Duration::from_secs(1))
+    }
+
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    pub fn config(&self) -> &FleetConfig {
+        &self.config
+    }
+
+    fn claim_key(key: &str, due: DateTime<Utc>) -> String {
+        format!("{PREFIX}:claim:{key}:{}", grid::tick_id(due))
+    }
+
+    /// Claim the tick of `key` due at `due`. Recorded as held before it is
+    /// sent, so a stop that interrupts it still gives the tick back.
+    async fn claim(&self, key: &Arc<str>, due: DateTime<Utc>) -> Claim {
+        self.held.lock().insert(Arc::clone(key), due);
+        self.counts.claims.fetch_add(1, Ordering::Relaxed);
+        let mut command = redis::cmd("SET");
+        command
+            .arg(Self::claim_key(key, due))
+            .arg(&self.replica)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.config.claim_ttl.as_millis() as u64);
+        let claim = match self.run::<Option<String>>(&command).await {
+            Some(Some(_)) => Claim::Won,
+            Some(None) => Claim::Lost,
+            None => Claim::Unavailable,
+        };
+        if claim == Claim::Won {
+            self.counts.won.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.held.lock().remove(key);
+        }
+        claim
+    }
+
+    /// The claim of `key`'s tick due at `due` has been used (its call is
+    /// starting) or let go: it is no longer this replica's to give back.
+    fn release(&self, key: &str, due: DateTime<Utc>) {
+        let mut held = self.held.lock();
+        if held.get(key) == Some(&due) {
+            held.remove(key);
+        }
+    }
+
+    /// Give back every claim this replica holds and has not run: the others
+    /// take those ticks. At most `timeout` (Redis may be down: those ticks are
+    /// then lost, as for a replica killed).
+    pub async fn give_back_unrun(&self, timeout: Duration) {
+        let held: Vec<_> = self.held.lock().drain().collect();
+        if held.is_empty() {
+            return;
+        }
+        let give_back = async {
+            for (key, due) in held {
+                if handover::give_back(self, &key, due).await {
+                    self.counts.given_back.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        if tokio::time::timeout(timeout, give_back).await.is_err() {
+            warn!(
+                target: LOG_TARGET,
+                "fleet replica {:?}: could not give back its unrun claims within {timeout:?}; \
+                 their ticks are lost",
+                self.replica
+            );
+        }
+    }
+
+    /// Run `command`; `None` if Redis is unavailable (then the outage is
+    /// logged, once).
+    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Option<T> {
+        let mut connection = self.claims.clone();
+        let answer = tokio::time::timeout(
+            Self::timeout_of(&self.config),
+            command.query_async::<T>(&mut connection),
+        )
+        .await;
+        match answer {
+            Ok(Ok(value)) => {
+                if !self.reachable.swap(true, Ordering::AcqRel) {
+                    info!(
+                        target: LOG_TARGET,
+                        "fleet replica {:?}: Redis at {} is reachable again",
+                        self.replica,
+                        self.config.redacted
+                    );
+                }
+                Some(value)
+            }
+            Ok(Err(e)) => {
+                self.outage(&self.config.scrub(&e));
+                None
+            }
+            Err(_) => {
+                self.outage("no answer in time");
+                None
+            }
+        }
+    }
+
+    fn outage(&self, why: &str) {
+        if self.reachable.swap(false, Ordering::AcqRel) {
+            let then = match self.config.on_unavailable {
+                OnUnavailable::Skip => "keyed triggers skip their ticks",
+                OnUnavailable::Run => "keyed triggers run their ticks on this replica",
+            };
+            warn!(
+                target: LOG_TARGET,
+                "fleet replica {:?}: Redis at {} is unavailable ({why}); {then} until it is back",
+                self.replica,
+                self.config.redacted
+            );
+        }
+    }
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("config", &self.config)
+            .field("replica", &self.replica)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_never_shown() {
+        let config = FleetConfig::new(
+            "redis://user:s3cret-pw@localhost:6379/0",
+            None,
+            None,
+            OnUnavailable::Skip,
+        )
+        .unwrap();
+        assert_eq!(config.redacted_url(), "redis://user:***@localhost:6379/0");
+        assert!(!format!("{config:?}").contains("s3cret-pw"));
+        assert_eq!(config.scrub(&"auth s3cret-pw failed"), "auth *** failed");
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_quoting_them() {
+        for url in ["http://:pw1@host", "not a url pw1", "redis://:pw1@[::1"] {
+            let error = FleetConfig::new(url, None, None, OnUnavailable::Skip)
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("url "), "{error}");
+            assert!(!error.contains("pw1"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! A keyed trigger's ticks on one replica of a fleet: the ticks of its
+//! schedule this replica wins, and the ticks given back to it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::grid::{self, EpochGrid};
+use super::{CLAIM_LEAD, Claim, Fleet, OnUnavailable, handover};
+use crate::periodic::sleep_precisely_until;
+use crate::source::{Event, EventSource};
+use crate::wall_clock::{SystemClock, sleep_until};
+use crate::{CronSchedule, LOG_TARGET};
+
+/// When a keyed trigger's ticks are due: the same instants on every replica.
+#[derive(Clone, Debug)]
+pub enum FleetSchedule {
+    /// A periodic trigger on its epoch-aligned grid.
+    Every(EpochGrid),
+    /// A cron trigger at its occurrences.
+    Cron(Arc<CronSchedule>),
+    /// A one-shot at a wall-clock instant (past: at once).
+    At(DateTime<Utc>),
+}
+
+impl FleetSchedule {
+    /// The first tick after `after` (for `At`, its instant, unless `fired`).
+    fn next_after(&self, after: DateTime<Utc>, fired: bool) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Every(grid) => Some(grid.next_after(after)),
+            Self::Cron(schedule) => schedule.next_after(after),
+            Self::At(when) => (!fired).then_some(*when),
+        }
+    }
+
+    /// How long before `due` a tick is claimed: [`CLAIM_LEAD`], or half the
+    /// period if that is shorter (so a claim is made less than one interval
+    /// ahead: one unrun claim per trigger at most).
+    fn lead(&self) -> TimeDelta {
+        let lead = match self {
+            Self::Every(grid) => CLAIM_LEAD.min(grid.period() / 2),
+            // Cron ticks are at least a second apart.
+            Self::Cron(_) | Self::At(_) => CLAIM_LEAD,
+        };
+        TimeDelta::from_std(lead).unwrap_or_default()
+    }
+}
+
+/// The ticks of one keyed trigger this replica is to run, as an event source:
+/// each [`Event::Scheduled`] at its due instant (the same on every replica).
+///
+/// Not cancel safe past a claim: a tick claimed and not yet returned stays in
+/// the fleet's held claims, which a stop gives back — dropping this source is
+/// how a run stops it.
+pub struct FleetTicks {
+    fleet: Arc<Fleet>,
+    key: Arc<str>,
+    schedule: FleetSchedule,
+    given_back: mpsc::UnboundedReceiver<DateTime<Utc>>,
+    /// The tick of the schedule being waited for (kept across a tick given
+    /// back meanwhile).
+    pending: Option<DateTime<Utc>>,
+    /// The last tick of the schedule dealt with: the next one comes after it
+    /// (and after now).
+    last: Option<DateTime<Utc>>,
+}
+
+impl FleetTicks {
+    pub fn new(fleet: &Arc<Fleet>, key: Arc<str>, schedule: FleetSchedule) -> Self {
+        let given_back = fleet.handover.register(&key);
+        Self {
+            fleet: Arc::clone(fleet),
+            key,
+            schedule,
+            given_back,
+            pending: None,
+            last: None,
+        }
+    }
+
+    /// The latest a tick may be started after its instant: past this, its
+    /// claim may have expired (a suspended or starved process), so another
+    /// replica could hold the tick — half the claim ttl, the skew budget.
+    fn too_late(&self, due: DateTime<Utc>) -> bool {
+        grid::late(due) > self.fleet.config.claim_ttl / 2
+    }
+
+    /// A claimed tick, run at its instant: or `None` if by then it is too late.
+    async fn run_claimed(&mut self, due: DateTime<Utc>) -> Option<Event> {
+        sleep_precisely_until(grid::monotonic(due).into()).await;
+        self.fleet.release(&self.key, due);
+        if self.too_late(due) {
+            self.fleet.counts.skipped.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                target: LOG_TARGET,
+                "fleet replica {:?}: the tick of key {:?} due at {due} is skipped: its call \
+                 could not start within half the claim ttl (was the process suspended?), \
+                 so its claim may have lapsed",
+                self.fleet.replica,
+                self.key
+            );
+            return None;
+        }
+        Some(Event::Scheduled(due))
+    }
+
+    /// A tick given back by a stopping replica: run here if this replica takes it over.
+    async fn take_over(&mut self, due: DateTime<Utc>) -> Option<Event> {
+        if self.too_late(due) || !handover::take_over(&self.fleet, &self.key, due).await {
+            return None;
+        }
+        self.fleet.counts.taken_over.fetch_add(1, Ordering::Relaxed);
+        self.run_claimed(due).await
+    }
+}
+
+#[async_trait]
+impl EventSource for FleetTicks {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            let due = match self.pending {
+                Some(due) => due,
+                None => {
+                    let now = Utc::now();
+                    let after = self.last.map_or(now, |last| last.max(now));
+                    let due = self.schedule.next_after(after, self.last.is_some())?;
+                    self.last = Some(due);
+                    self.pending = Some(due);
+                    due
+                }
+            };
+            let claim_at = due - self.schedule.lead();
+            tokio::select! {
+                biased;
+                Some(given) = self.given_back.recv() => {
+                    if let Some(event) = self.take_over(given).await {
+                        return Some(event);
+                    }
+                    continue;
+                }
+                () = sleep_until(&SystemClock, claim_at) => {}
+            }
+            self.pending = None;
+            match self.fleet.claim(&self.key, due).await {
+                Claim::Won => {
+                    if let Some(event) = self.run_claimed(due).await {
+                        return Some(event);
+                    }
+                }
+                Claim::Lost => {}
+                Claim::Unavailable => match self.fleet.config.on_unavailable {
+                    OnUnavailable::Skip => {
+                        self.fleet.counts.skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    OnUnavailable::Run => {
+                        sleep_precisely_until(grid::monotonic(due).into()).await;
+                        return Some(Event::Scheduled(due));
+                    }
+                },
+            }
+        }
+    }
+}
