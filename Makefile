@@ -7,7 +7,7 @@
 #               the extension into .venv (quicker than install's release build), then
 #               pytest -x -q on T (a file, a node id, pytest options; default: the suite)
 .DEFAULT_GOAL := test
-.PHONY: demo test install dev lint test-rust test-python test-wheel format clean bench
+.PHONY: demo test install dev lint redis-server test-rust test-python test-wheel format clean bench
 
 PYTHON ?= python3
 VENV := .venv
@@ -25,7 +25,7 @@ install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --editable ".[dev]"
 
 T ?=
-dev: $(BIN)/python
+dev: $(BIN)/python redis-server
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/maturin develop
 	$(BIN)/python -m pytest -x -q $(T)
 
@@ -46,17 +46,21 @@ lint: install
 	$(BIN)/python -m mypy.stubtest agent_triggers._core --allowlist stubtest-allowlist.txt
 	$(BIN)/actionlint .github/workflows/*.yml
 
-test-rust:
+# The fleet tests run against a real redis-server (each test starts its own).
+redis-server:
+	scripts/ensure-redis-server
+
+test-rust: redis-server
 	cargo test --workspace --locked
 
-test-python: install
+test-python: install redis-server
 	$(BIN)/python -m pytest
 
 # The release wheel as users get it: manylinux abi3 (linked against an old glibc
 # with zig), installed in a clean virtualenv, the suite run against the installed
 # package; and the sdist, built and installed from source.
 DIST := dist
-test-wheel: $(BIN)/python
+test-wheel: $(BIN)/python redis-server
 	$(BIN)/python -m pip install --quiet "maturin>=1.9,<2" ziglang
 	rm -rf $(DIST) .venv-wheel .venv-sdist
 	# maturin finds zig through the ziglang package of the python on PATH.
@@ -65,7 +69,7 @@ test-wheel: $(BIN)/python
 	$(BIN)/maturin sdist --out $(DIST)
 	$(BIN)/python tests/check_wheel.py $(DIST)
 	$(PYTHON) -m venv .venv-wheel
-	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl pytest "pytest-asyncio>=1.4" pytest-timeout hypothesis uvloop \
+	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl pytest "pytest-asyncio>=1.4" pytest-timeout hypothesis uvloop "redis>=5" \
 		"google-antigravity>=0.1.22; python_version >= '3.10' and platform_machine != 'aarch64'"
 	.venv-wheel/bin/python -c "import agent_triggers as m; assert 'site-packages' in m.__file__, m.__file__"
 	.venv-wheel/bin/python -m pytest -q -p no:cacheprovider

@@ -9,6 +9,7 @@ that is a drop-in for ``google.antigravity.triggers``.
 
 from agent_triggers._core import (
     AlreadyStartedError,
+    RedisFleet,
     TriggerContext,
     TriggerRunner,
     __version__,
@@ -26,6 +27,7 @@ __all__ = [
     "AlreadyStartedError",
     "FileChange",
     "FileChangeKind",
+    "RedisFleet",
     "Trigger",
     "TriggerContext",
     "TriggerDelivery",

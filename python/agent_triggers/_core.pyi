@@ -6,7 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 from os import PathLike
 from types import TracebackType
-from typing import Any, Protocol, final
+from typing import Any, Literal, NoReturn, Protocol, final
 from zoneinfo import ZoneInfo
 
 from typing_extensions import Self, disjoint_base
@@ -23,6 +23,7 @@ __all__ = [
     "NativeTrigger",
     "OneShotTrigger",
     "PeriodicTrigger",
+    "RedisFleet",
     "TriggerContext",
     "TriggerRunner",
     "__version__",
@@ -73,6 +74,40 @@ class TriggerContext:
     @property
     def connection(self) -> Connection:
         """The connection messages are sent into."""
+    @property
+    def scheduled_at(self) -> datetime | None:
+        """During a call of a scheduled trigger (``every``, ``cron``, ``after``, ``at``),
+        the aware UTC datetime it was due (for a fleet tick: the same on every
+        replica); ``None`` otherwise."""
+
+@final
+class RedisFleet:
+    """The replicas of one agent service, agreeing in Redis on who runs each tick
+    of a keyed trigger. ``repr()``/``str()`` never show the URL's password."""
+
+    def __new__(
+        cls,
+        url: str,
+        *,
+        replica: str | None = None,
+        claim_ttl: Interval | None = None,
+        on_unavailable: Literal["skip", "run"] | None = None,
+    ) -> Self: ...
+    @property
+    def url(self) -> str:
+        """The URL, its password (if any) shown as ``***``."""
+    @property
+    def replica(self) -> str:
+        """This replica's name in its claims (default ``"{hostname}:{pid}"``)."""
+    @property
+    def claim_ttl(self) -> float:
+        """Seconds a claim lives in Redis."""
+    @property
+    def on_unavailable(self) -> Literal["skip", "run"]: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: dict[int, Any], /) -> Self: ...
+    def __reduce__(self) -> NoReturn:
+        """Always raises ``TypeError``: a pickle would carry the password."""
 
 @final
 class TriggerRunner:
@@ -82,6 +117,8 @@ class TriggerRunner:
         cls,
         triggers: Iterable[TriggerCallable | Trigger | NativeTrigger],
         connection: Connection,
+        *,
+        fleet: RedisFleet | None = None,
     ) -> Self: ...
     async def start(self) -> None:
         """Start every trigger; ``AlreadyStartedError`` if started and not stopped.
@@ -132,6 +169,9 @@ class NativeTrigger:
     def delivery(self) -> TriggerDelivery: ...
     @property
     def callback(self) -> Callable[..., Awaitable[object]]: ...
+    @property
+    def key(self) -> str | None:
+        """Its key in a fleet (``key=``), or ``None``."""
     def __call__(self, ctx: Any) -> Coroutine[Any, Any, None]:
         """A coroutine running the trigger on its own until cancelled (or done)."""
     def __copy__(self) -> Self:
@@ -184,6 +224,7 @@ def every(
     *,
     name: str | None = None,
     delivery: TriggerDelivery | None = None,
+    key: str | None = None,
 ) -> PeriodicTrigger:
     """A trigger that calls ``await callback(ctx)`` every ``interval`` seconds.
 
@@ -198,6 +239,7 @@ def cron(
     tz: str | ZoneInfo | timezone | None = None,
     name: str | None = None,
     delivery: TriggerDelivery | None = None,
+    key: str | None = None,
 ) -> CronTrigger:
     """A trigger that calls ``await callback(ctx)`` whenever ``expression`` matches.
 
@@ -211,6 +253,7 @@ def after(
     *,
     name: str | None = None,
     delivery: TriggerDelivery | None = None,
+    key: None = None,
 ) -> OneShotTrigger:
     """A trigger that calls ``await callback(ctx)`` once, ``delay`` seconds after start."""
 
@@ -220,6 +263,7 @@ def at(
     *,
     name: str | None = None,
     delivery: TriggerDelivery | None = None,
+    key: str | None = None,
 ) -> OneShotTrigger:
     """A trigger that calls ``await callback(ctx)`` once, at the aware datetime ``when``."""
 
@@ -231,6 +275,7 @@ def on_file_change(
     recursive: bool | None = None,
     debounce: Interval | None = None,
     delivery: TriggerDelivery | None = None,
+    key: None = None,
 ) -> FileChangeTrigger:
     """A trigger that calls ``await callback(ctx, changes)`` when files at ``path`` change.
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
 use crate::source::{Event, EventSource};
@@ -25,7 +25,9 @@ pub struct OneShot {
 }
 
 enum Wait {
-    Until(Instant),
+    /// The deadline, and the same instant on the wall clock (what the call
+    /// is told it was scheduled for).
+    Until(Instant, DateTime<Utc>),
     UntilWall(DateTime<Utc>, Arc<dyn WallClock>),
     Fired,
 }
@@ -34,7 +36,10 @@ impl OneShot {
     /// A one-shot counting from now. Must be called within a tokio runtime.
     pub fn new(deadline: Deadline) -> Self {
         let wait = match deadline {
-            Deadline::After(delay) => Wait::Until(Instant::now() + delay),
+            Deadline::After(delay) => Wait::Until(
+                Instant::now() + delay,
+                Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX),
+            ),
             Deadline::At(when, clock) => Wait::UntilWall(when, clock),
         };
         Self { wait }
@@ -45,9 +50,9 @@ impl OneShot {
 impl EventSource for OneShot {
     async fn next(&mut self) -> Option<Event> {
         let event = match &self.wait {
-            Wait::Until(instant) => {
+            Wait::Until(instant, wall) => {
                 tokio::time::sleep_until(*instant).await;
-                Event::Tick
+                Event::Scheduled(*wall)
             }
             Wait::UntilWall(when, clock) => {
                 sleep_until(&**clock, *when).await;

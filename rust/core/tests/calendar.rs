@@ -133,7 +133,7 @@ fn bad_expressions_and_zones_say_why() {
 async fn after_fires_once_after_its_delay() {
     let start = Instant::now();
     let mut once = OneShot::new(Deadline::After(Duration::from_millis(250)));
-    assert_eq!(once.next().await, Some(Event::Tick));
+    assert!(matches!(once.next().await, Some(Event::Scheduled(_))));
     assert_eq!(start.elapsed(), Duration::from_millis(250));
     assert_eq!(once.next().await, None);
 }

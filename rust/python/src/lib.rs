@@ -48,6 +48,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<api::cron::CronTrigger>()?;
     m.add_class::<api::once::OneShotTrigger>()?;
     m.add_class::<api::file_watch::FileChangeTrigger>()?;
+    m.add_class::<api::fleet::RedisFleet>()?;
     m.add_function(wrap_pyfunction!(api::every::every, m)?)?;
     m.add_function(wrap_pyfunction!(api::cron::cron, m)?)?;
     m.add_function(wrap_pyfunction!(api::once::after, m)?)?;

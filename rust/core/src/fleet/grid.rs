@@ -4,7 +4,9 @@
 //! A periodic keyed trigger ticks at `phase + k·period` after the epoch, with
 //! `phase` derived from its key by FNV-1a (64 bits) — a published hash, so the
 //! grid is the same in every process, on every machine and in every version
-//! of this crate. Spreading phases by key keeps a fleet's ticks from all
+//! of this crate: `phase` is that hash modulo the period in microseconds, in
+//! microseconds (Python's `datetime` resolution, so a tick shown as
+//! `ctx.scheduled_at` is exact when the period is a whole number of them). Spreading phases by key keeps a fleet's ticks from all
 //! falling on the same instant (and Redis from seeing them all at once).
 
 use std::hash::Hasher;
@@ -35,7 +37,7 @@ impl EpochGrid {
         hash.write(key.as_bytes());
         Self {
             period_ns,
-            phase_ns: i128::from(hash.finish()) % period_ns,
+            phase_ns: i128::from(hash.finish()) % (period_ns / 1000) * 1000,
         }
     }
 
@@ -90,7 +92,7 @@ mod tests {
         let grid = EpochGrid::new("a", Duration::from_secs(1000));
         assert_eq!(
             grid.phase().as_nanos(),
-            0xaf63_dc4c_8601_ec8c_u64 as u128 % 1_000_000_000_000
+            0xaf63_dc4c_8601_ec8c_u64 as u128 % 1_000_000_000 * 1000
         );
     }
 

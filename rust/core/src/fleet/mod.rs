@@ -10,7 +10,7 @@
 //! ttl). A replica that stops gives back the claims it has not run: the claim
 //! is marked given back (kept until it expires) and the tick pushed on a list
 //! every replica waits on; the one that pops it takes the claim over and runs
-//! the tick ([`handover`]).
+//! the tick (see the `handover` module).
 
 pub mod grid;
 mod handover;

@@ -1,14 +1,17 @@
 //! `TriggerContext`: the handle a Python trigger uses to talk to the agent.
 
+use std::sync::Arc;
+
 use agent_triggers_core::TriggerDelivery;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{IntoPyDict, PyString};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::arguments::type_name;
 use crate::delivery;
 use crate::run::connection::PyConnection;
+use crate::run::plan::ScheduledAt;
 
 /// Handle given to each trigger: sends messages into the agent.
 ///
@@ -27,6 +30,9 @@ pub struct TriggerContext {
     /// [`PyConnection::clone_ref`]).
     connection: PyConnection,
     delivery: TriggerDelivery,
+    /// Its trigger's calls' scheduled instant (`None` for a context made by
+    /// the user: no schedule calls through it).
+    scheduled_at: Option<ScheduledAt>,
 }
 
 impl TriggerContext {
@@ -36,10 +42,12 @@ impl TriggerContext {
         py: Python<'py>,
         connection: &PyConnection,
         delivery: TriggerDelivery,
+        scheduled_at: &ScheduledAt,
     ) -> PyResult<Bound<'py, PyAny>> {
         let context = Self {
             connection: connection.clone_ref(py),
             delivery,
+            scheduled_at: Some(Arc::clone(scheduled_at)),
         };
         Ok(Bound::new(py, context)?.into_any())
     }
@@ -60,6 +68,7 @@ impl TriggerContext {
         Ok(Self {
             connection: PyConnection::new(connection)?,
             delivery: TriggerDelivery::WaitIdle,
+            scheduled_at: None,
         })
     }
 
@@ -113,6 +122,30 @@ impl TriggerContext {
     #[getter]
     fn delivery<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         delivery::to_python(py, self.delivery)
+    }
+
+    /// During a call of a scheduled trigger (``every``, ``cron``, ``at``), the
+    /// aware UTC ``datetime`` it was due — for a fleet tick, the same on every
+    /// replica; ``None`` otherwise (between calls, for other triggers).
+    #[getter]
+    fn scheduled_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(due) = self.scheduled_at.as_ref().and_then(|at| *at.lock()) else {
+            return Ok(None);
+        };
+        let bound = crate::python::bound(py)?;
+        let utc = bound.timezone.bind(py).getattr(pyo3::intern!(py, "utc"))?;
+        let epoch = bound
+            .datetime
+            .bind(py)
+            .call1((1970, 1, 1, 0, 0, 0, 0, utc))?;
+        let micros = due.timestamp_micros();
+        let since = bound
+            .timedelta
+            .bind(py)
+            .call((), Some(&[("microseconds", micros)].into_py_dict(py)?))?;
+        Ok(Some(
+            epoch.call_method1(pyo3::intern!(py, "__add__"), (since,))?,
+        ))
     }
 
     /// The connection messages are sent into.

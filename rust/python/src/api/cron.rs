@@ -79,7 +79,7 @@ fn fixed_offset_zone(tz: &Bound<'_, PyAny>) -> PyResult<String> {
     )))
 }
 
-/// cron(expression, callback, *, tz=None, name=None, delivery=TriggerDelivery.WAIT_IDLE)
+/// cron(expression, callback, *, tz=None, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx)`` at each time ``expression``
@@ -95,6 +95,8 @@ fn fixed_offset_zone(tz: &Bound<'_, PyAny>) -> PyResult<String> {
 ///   ``None`` (the default) is the machine's local time. ``ValueError`` if unknown,
 ///   or a ``datetime.timezone`` with another offset (``"Etc/GMT-5"`` is UTC+05:00).
 /// - ``name`` defaults to ``f"cron_{expression}"``.
+/// - ``key``: under a runner with a ``fleet``, each occurrence runs on one
+///   replica only.
 ///
 /// Calls come at wall-clock boundaries (the clock is re-read at least every
 /// minute, so a clock change is followed). DST follows ``croner``: a fixed-time
@@ -104,7 +106,7 @@ fn fixed_offset_zone(tz: &Bound<'_, PyAny>) -> PyResult<String> {
 /// occurrences passed meanwhile are skipped. A callback that raises is logged
 /// and the schedule goes on. ``trig(ctx)`` runs it on its own, as ``every``.
 #[pyfunction]
-#[pyo3(signature = (expression, callback, *, tz = None, name = None, delivery = None))]
+#[pyo3(signature = (expression, callback, *, tz = None, name = None, delivery = None, key = None))]
 pub fn cron(
     py: Python<'_>,
     expression: &Bound<'_, PyAny>,
@@ -112,6 +114,7 @@ pub fn cron(
     tz: Option<&Bound<'_, PyAny>>,
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
+    key: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<CronTrigger>> {
     let expression = str_argument(expression, "expression")?;
     let tz = tz.filter(|tz| !tz.is_none()).map(zone_name).transpose()?;
@@ -123,7 +126,8 @@ pub fn cron(
         name,
         delivery,
         SourceSpec::Cron(Arc::new(schedule)),
-    )?;
+    )?
+    .keyed(key)?;
     Py::new(
         py,
         PyClassInitializer::from(base).add_subclass(CronTrigger { expression, tz }),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use agent_triggers_core::fleet::grid::MIN_PERIOD;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::native::NativeTrigger;
@@ -23,7 +25,7 @@ impl PeriodicTrigger {
     }
 }
 
-/// every(interval, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE)
+/// every(interval, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx)`` every ``interval`` seconds.
@@ -36,6 +38,11 @@ impl PeriodicTrigger {
 /// - ``name``: defaults to ``f"every_{interval}s"`` (``every(300, cb).name ==
 ///   "every_300s"``); also the object's ``__name__``.
 /// - ``delivery``: how ``ctx.deliver()`` sends from the callback.
+/// - ``key``: under a runner with a ``fleet``, each tick runs on one replica
+///   only, on a grid all replicas share: Unix-epoch instants ``phase +
+///   k*interval`` (``phase`` derived from the key), so the first call comes
+///   within one interval of start. ``ValueError`` if the interval is under
+///   1 ms. Without a fleet the key changes nothing.
 ///
 /// The first call comes one interval after start, not at start. Calls are
 /// fixed-rate: call ``k`` is due at ``t0 + k*interval`` whatever the callback's
@@ -50,13 +57,14 @@ impl PeriodicTrigger {
 /// cancelled, handing ``ctx`` (any object) to the callback as is — so it also
 /// runs under other runners.
 #[pyfunction]
-#[pyo3(signature = (interval, callback, *, name = None, delivery = None))]
+#[pyo3(signature = (interval, callback, *, name = None, delivery = None, key = None))]
 pub fn every(
     py: Python<'_>,
     interval: &Bound<'_, PyAny>,
     callback: &Bound<'_, PyAny>,
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
+    key: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PeriodicTrigger>> {
     let (period, spelled) = parse_seconds(interval, "interval", false)?;
     let base = NativeTrigger::new(
@@ -65,7 +73,14 @@ pub fn every(
         name,
         delivery,
         SourceSpec::Every(period),
-    )?;
+    )?
+    .keyed(key)?;
+    if base.key().is_some() && period < MIN_PERIOD {
+        return Err(PyValueError::new_err(format!(
+            "a keyed interval must be at least 0.001 seconds (ticks are named by the \
+             millisecond in Redis), not {spelled}"
+        )));
+    }
     Py::new(
         py,
         PyClassInitializer::from(base).add_subclass(PeriodicTrigger { period }),

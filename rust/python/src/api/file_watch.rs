@@ -39,7 +39,7 @@ impl FileChangeTrigger {
     }
 }
 
-/// on_file_change(path, callback, *, name=None, recursive=True, debounce=0.05, delivery=TriggerDelivery.WAIT_IDLE)
+/// on_file_change(path, callback, *, name=None, recursive=True, debounce=0.05, delivery=TriggerDelivery.WAIT_IDLE, key=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx, changes)`` when files at
@@ -56,6 +56,7 @@ impl FileChangeTrigger {
 ///   repeated change is listed once.
 /// - ``recursive``: also watch everything below a directory (default).
 /// - ``name`` defaults to ``f"on_file_change_{basename}"``.
+/// - ``key`` is refused (``ValueError``): each replica watches its own files.
 ///
 /// Calls never overlap: changes arriving during a call come in the next one.
 /// The OS watch is set up by the runner's ``start()`` — a change made once it
@@ -63,7 +64,8 @@ impl FileChangeTrigger {
 /// cannot be set up — and released on stop and on drop. A callback that
 /// raises is logged and watching goes on.
 #[pyfunction]
-#[pyo3(signature = (path, callback, *, name = None, recursive = None, debounce = None, delivery = None))]
+#[pyo3(signature = (path, callback, *, name = None, recursive = None, debounce = None, delivery = None, key = None))]
+#[allow(clippy::too_many_arguments)] // the contract's keywords, each checked
 pub fn on_file_change(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
@@ -72,7 +74,9 @@ pub fn on_file_change(
     recursive: Option<&Bound<'_, PyAny>>,
     debounce: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
+    key: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<FileChangeTrigger>> {
+    NativeTrigger::refuse_key(key, "on_file_change")?;
     let not_a_path = || {
         PyTypeError::new_err(format!(
             "path must be a str or os.PathLike, not {}",

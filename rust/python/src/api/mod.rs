@@ -6,6 +6,7 @@ pub mod context;
 pub mod cron;
 pub mod every;
 pub mod file_watch;
+pub mod fleet;
 pub mod native;
 pub mod once;
 mod plan;

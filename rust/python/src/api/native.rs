@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use agent_triggers_core::{EventSource as CoreSource, TriggerDelivery};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
@@ -31,6 +31,8 @@ pub struct NativeTrigger {
     delivery: TriggerDelivery,
     callback: Py<PyAny>,
     source: SourceSpec,
+    /// Its key in a fleet (`key=`): one replica runs each of its ticks.
+    key: Option<Arc<str>>,
 }
 
 impl NativeTrigger {
@@ -61,7 +63,38 @@ impl NativeTrigger {
             delivery,
             callback: callback.clone().unbind(),
             source,
+            key: None,
         })
+    }
+
+    /// With `key=` (`every`, `cron`, `at`): a non-empty `str`, or `None`.
+    pub fn keyed(mut self, key: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let Some(key) = key.filter(|key| !key.is_none()) else {
+            return Ok(self);
+        };
+        let key = str_argument(key, "key")?;
+        if key.is_empty() {
+            return Err(PyValueError::new_err("key must not be empty"));
+        }
+        self.key = Some(key.into());
+        Ok(self)
+    }
+
+    /// `key=` given to a factory whose ticks no fleet shares (`after`:
+    /// counted from each replica's own start; `on_file_change`: each
+    /// replica's own files): `ValueError`.
+    pub fn refuse_key(key: Option<&Bound<'_, PyAny>>, factory: &str) -> PyResult<()> {
+        match key {
+            Some(key) if !key.is_none() => Err(PyValueError::new_err(format!(
+                "key= is for every(), cron() and at(), whose ticks are the same instants on \
+                 every replica; {factory}() triggers cannot be shared by a fleet"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn key(&self) -> Option<&Arc<str>> {
+        self.key.as_ref()
     }
 
     pub fn name(&self) -> &str {
@@ -99,6 +132,12 @@ impl NativeTrigger {
     #[getter(delivery)]
     fn py_delivery<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         delivery::to_python(py, self.delivery)
+    }
+
+    /// The trigger's key in a fleet (``key=``), or ``None``.
+    #[getter(key)]
+    fn py_key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// The async callable run on each event.

@@ -22,22 +22,26 @@ fn one_shot(py: Python<'_>, base: PyResult<NativeTrigger>) -> PyResult<Py<OneSho
     )
 }
 
-/// after(delay, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE)
+/// after(delay, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx)`` once, ``delay`` seconds after
 /// it starts (``int``/``float``/``timedelta``; ``0`` is at once), then ends.
 /// ``ValueError`` for a negative or non-finite delay, ``TypeError`` for a
-/// non-number. ``name`` defaults to ``f"after_{delay}s"``.
+/// non-number. ``name`` defaults to ``f"after_{delay}s"``. ``key`` is refused
+/// (``ValueError``): a delay from each replica's own start is no instant a
+/// fleet shares.
 #[pyfunction]
-#[pyo3(signature = (delay, callback, *, name = None, delivery = None))]
+#[pyo3(signature = (delay, callback, *, name = None, delivery = None, key = None))]
 pub fn after(
     py: Python<'_>,
     delay: &Bound<'_, PyAny>,
     callback: &Bound<'_, PyAny>,
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
+    key: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<OneShotTrigger>> {
+    NativeTrigger::refuse_key(key, "after")?;
     let (delay, spelled) = parse_seconds(delay, "delay", true)?;
     one_shot(
         py,
@@ -51,7 +55,7 @@ pub fn after(
     )
 }
 
-/// at(when, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE)
+/// at(when, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx)`` once, at the wall-clock time
@@ -60,14 +64,16 @@ pub fn after(
 /// soon as the trigger starts. The call happens once per trigger object: a
 /// runner restarted after it does not call it again (``after`` instead counts
 /// from each start). ``name`` defaults to ``f"at_{when.isoformat()}"``.
+/// ``key``: under a runner with a ``fleet``, one replica only makes the call.
 #[pyfunction]
-#[pyo3(signature = (when, callback, *, name = None, delivery = None))]
+#[pyo3(signature = (when, callback, *, name = None, delivery = None, key = None))]
 pub fn at(
     py: Python<'_>,
     when: &Bound<'_, PyAny>,
     callback: &Bound<'_, PyAny>,
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
+    key: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<OneShotTrigger>> {
     if !when.is_instance(crate::python::bound(py)?.datetime.bind(py))? {
         return Err(PyTypeError::new_err(format!(
@@ -94,6 +100,7 @@ pub fn at(
             name,
             delivery,
             SourceSpec::Once(OnceSpec::At(instant, Arc::default())),
-        ),
+        )
+        .and_then(|base| base.keyed(key)),
     )
 }

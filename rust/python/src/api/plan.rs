@@ -32,6 +32,23 @@ fn trigger_name(index: usize, object: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(type_name(object))
 }
 
+/// `ValueError` if two triggers share a key: in a fleet they would claim the
+/// same ticks, and only one of them would run each.
+pub fn check_keys(plans: &[Plan]) -> PyResult<()> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (index, plan) in plans.iter().enumerate() {
+        if let PlanKind::Native { key: Some(key), .. } = &plan.kind
+            && let Some(first) = seen.insert(key, index)
+        {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "triggers[{first}] and triggers[{index}] have the same key {key:?}: a key \
+                 names one trigger of the fleet"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Classify `triggers[index]`; `TypeError` naming the index if it is no trigger.
 pub fn classify(index: usize, object: &Bound<'_, PyAny>) -> PyResult<Plan> {
     let py = object.py();
@@ -44,6 +61,7 @@ pub fn classify(index: usize, object: &Bound<'_, PyAny>) -> PyResult<Plan> {
             kind: PlanKind::Native {
                 source: native.source().clone(),
                 callback: native.callback().clone_ref(py),
+                key: native.key().cloned(),
             },
         });
     }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use agent_triggers_core::fault;
+use agent_triggers_core::fleet::FleetConfig;
 use agent_triggers_core::sync::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -12,7 +13,8 @@ use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::context::TriggerContext;
-use super::plan::classify;
+use super::fleet::RedisFleet;
+use super::plan::{check_keys, classify};
 use crate::AlreadyStartedError;
 use crate::arguments::{StopTimeout, type_name};
 use crate::gc::Traverse;
@@ -23,9 +25,11 @@ use crate::run::plan::Plan;
 
 /// Owns and runs a set of triggers against one connection.
 ///
-/// ``TriggerRunner(triggers, connection)`` validates at once: an item that is
+/// ``TriggerRunner(triggers, connection, *, fleet=None)`` validates at once: an item that is
 /// neither callable nor a ``Trigger`` raises ``TypeError`` naming its index; a
-/// connection without a send method raises ``TypeError``.
+/// connection without a send method raises ``TypeError``. ``fleet`` (a
+/// ``RedisFleet``) makes each tick of a keyed trigger (``key=``) run on one
+/// replica of the fleet only; two triggers with one key are a ``ValueError``.
 ///
 /// ``await start()`` runs every trigger concurrently, each with its own
 /// ``TriggerContext``; Python code runs as tasks of the calling event loop with
@@ -38,6 +42,8 @@ use crate::run::plan::Plan;
 pub struct TriggerRunner {
     triggers: Vec<Plan>,
     connection: Arc<PyConnection>,
+    /// The fleet its keyed triggers share (`fleet=`), if any.
+    fleet: Option<FleetConfig>,
     /// Set by start, cleared once a stop has finished (by the stop's own task,
     /// so that a stop whose caller is cancelled still completes).
     running: Arc<Mutex<Option<Arc<Running>>>>,
@@ -86,7 +92,13 @@ impl TriggerRunner {
                 return Err(Self::already_started());
             }
         }
-        let run = Run::start(py, &self.triggers, &self.connection, TriggerContext::make)?;
+        let run = Run::start(
+            py,
+            &self.triggers,
+            &self.connection,
+            TriggerContext::make,
+            self.fleet.as_ref(),
+        )?;
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
         if is_started(&running) {
@@ -209,8 +221,12 @@ fn forget(slot: &Mutex<Option<Arc<Running>>>, run: &Arc<Running>) {
 #[pymethods]
 impl TriggerRunner {
     #[new]
-    #[pyo3(signature = (triggers, connection))]
-    fn py_new(triggers: &Bound<'_, PyAny>, connection: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (triggers, connection, *, fleet = None))]
+    fn py_new(
+        triggers: &Bound<'_, PyAny>,
+        connection: &Bound<'_, PyAny>,
+        fleet: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let py = triggers.py();
         let items = triggers.try_iter().map_err(|err| {
             if !err.is_instance_of::<PyTypeError>(py) {
@@ -227,8 +243,26 @@ impl TriggerRunner {
             .enumerate()
             .map(|(index, item)| classify(index, &item?))
             .collect::<PyResult<Vec<_>>>()?;
+        check_keys(&triggers)?;
+        let fleet = match fleet.filter(|fleet| !fleet.is_none()) {
+            None => None,
+            Some(fleet) => Some(
+                fleet
+                    .cast::<RedisFleet>()
+                    .map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "fleet must be a RedisFleet or None, not {}",
+                            type_name(fleet)
+                        ))
+                    })?
+                    .get()
+                    .config()
+                    .clone(),
+            ),
+        };
         Ok(Self {
             triggers,
+            fleet,
             connection: Arc::new(PyConnection::new(connection)?),
             running: Arc::new(Mutex::new(None)),
         })

@@ -35,6 +35,8 @@ pub fn handle() -> PyResult<Handle> {
             .worker_threads(WORKER_THREADS)
             .thread_name("agent-triggers")
             .enable_time()
+            // The fleet's Redis connections.
+            .enable_io()
             .build()
             .map_err(|e| {
                 PyRuntimeError::new_err(format!(

@@ -9,6 +9,7 @@
 //! until every call has finished, cleanup included.
 
 pub mod connection;
+pub mod fleet;
 pub mod plan;
 mod schedule;
 pub mod source;
@@ -16,6 +17,7 @@ pub mod source;
 use std::sync::Arc;
 use std::time::Instant;
 
+use agent_triggers_core::fleet::{Fleet, FleetConfig, listen_for_given_back};
 use agent_triggers_core::{Event, EventSource, Tasks, drive};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -42,7 +44,13 @@ pub struct Run {
     tasks: Tasks,
     /// The Python calls the triggers make, for the garbage collector.
     calls: Vec<Arc<TriggerCall>>,
+    /// The fleet the keyed triggers share, if the runner has one and any
+    /// trigger a key: its unrun claims are given back at stop.
+    fleet: Option<Arc<Fleet>>,
 }
+
+/// How long a stop waits to give back its unrun claims (Redis may be down).
+const GIVE_BACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Run {
     /// Start `plans` on the calling thread's running loop (attached, on the
@@ -53,12 +61,14 @@ impl Run {
     /// In order: file watches are set up (their errors are `start()`'s, with
     /// nothing started), coroutine triggers started, then the schedules'
     /// origin taken and the native triggers armed — an `every` trigger's
-    /// first call comes one interval after that, not sooner.
+    /// first call comes one interval after that, not sooner. Keyed triggers,
+    /// with a `fleet`, take their ticks from it instead (on its shared grid).
     pub fn start(
         py: Python<'_>,
         plans: &[Plan],
         connection: &Arc<PyConnection>,
         make_context: MakeContext,
+        fleet: Option<&FleetConfig>,
     ) -> PyResult<Self> {
         let host: Arc<dyn Host> = AsyncioHost::capture(py)?;
         let handle = runtime::handle()?;
@@ -78,7 +88,22 @@ impl Run {
             schedules: Vec::new(),
             tasks: Tasks::default(),
             calls: Vec::with_capacity(plans.len()),
+            fleet: None,
         };
+        let keyed = |plan: &Plan| matches!(&plan.kind, PlanKind::Native { key: Some(_), .. });
+        if let Some(config) = fleet
+            && plans.iter().any(keyed)
+        {
+            let replica = fleet::replica_name(py, config)?;
+            let fleet = Fleet::connect(config, replica)
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            let listening = Arc::clone(&fleet);
+            run.tasks.spawn("fleet", async move {
+                listen_for_given_back(listening).await;
+                Ok(())
+            });
+            run.fleet = Some(fleet);
+        }
         for plan in plans {
             let callable = match &plan.kind {
                 PlanKind::Native { callback, .. } => callback.clone_ref(py),
@@ -99,6 +124,19 @@ impl Run {
         }
         let started = Instant::now();
         for ((plan, factory), call) in plans.iter().zip(factories).zip(&run.calls) {
+            if let (
+                Some(fleet),
+                PlanKind::Native {
+                    key: Some(key),
+                    source,
+                    ..
+                },
+            ) = (&run.fleet, &plan.kind)
+                && let Some(ticks) = fleet::keyed_source(fleet, key, source)
+            {
+                run.spawn_source(ticks, call);
+                continue;
+            }
             match (&plan.kind, factory) {
                 (
                     PlanKind::Native {
@@ -150,8 +188,10 @@ impl Run {
             drive(source, &name, |event| {
                 let python = host::call(&host, Arc::clone(&call.name), call.start(event));
                 let name = Arc::clone(&call.name);
+                let call = Arc::clone(&call);
                 async move {
                     report_failure_of(&name, python).await;
+                    call.ended();
                     Ok(())
                 }
             })
@@ -193,6 +233,9 @@ impl Run {
             schedule.stop();
         }
         self.tasks.stop().await;
+        if let Some(fleet) = &self.fleet {
+            fleet.give_back_unrun(GIVE_BACK_WITHIN).await;
+        }
         host::wait_until_done(&*self.host).await;
     }
 
@@ -237,6 +280,13 @@ impl Drop for Run {
         host::close_and_cancel_all(&*self.host, CancelReason::RunnerCollected);
         for schedule in &self.schedules {
             schedule.stop();
+        }
+        // Best effort: the fleet sources are aborted as `tasks` drops, and
+        // nothing waits for this.
+        if let Some(fleet) = self.fleet.take()
+            && let Ok(handle) = runtime::handle()
+        {
+            handle.spawn(async move { fleet.give_back_unrun(GIVE_BACK_WITHIN).await });
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use agent_triggers_core::sync::Mutex;
 use agent_triggers_core::{Event, TriggerDelivery};
+use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
@@ -30,6 +32,9 @@ pub enum PlanKind {
     Native {
         source: SourceSpec,
         callback: Py<PyAny>,
+        /// Its key in a fleet: under a runner with one, each tick runs on
+        /// one replica only.
+        key: Option<Arc<str>>,
     },
     /// A coroutine trigger: `callable(ctx)` run once on the loop.
     Coroutine { callable: Py<PyAny> },
@@ -45,9 +50,18 @@ impl Traverse for Plan {
     }
 }
 
+/// The instant the call under way was scheduled for (`ctx.scheduled_at`),
+/// shared by a trigger's calls (which never overlap) and its context; `None`
+/// between calls and for calls no schedule made.
+pub type ScheduledAt = Arc<Mutex<Option<DateTime<Utc>>>>;
+
 /// Makes the `TriggerContext` a trigger's calls get (the api layer's class).
-pub type MakeContext =
-    for<'py> fn(Python<'py>, &PyConnection, TriggerDelivery) -> PyResult<Bound<'py, PyAny>>;
+pub type MakeContext = for<'py> fn(
+    Python<'py>,
+    &PyConnection,
+    TriggerDelivery,
+    &ScheduledAt,
+) -> PyResult<Bound<'py, PyAny>>;
 
 /// The Python call a trigger makes: `callable(ctx, *event_args)`.
 ///
@@ -59,6 +73,7 @@ pub struct TriggerCall {
     connection: Arc<PyConnection>,
     delivery: TriggerDelivery,
     make_context: MakeContext,
+    scheduled_at: ScheduledAt,
     /// `(ctx,)`, made on the first call: an idle trigger (say, hourly) holds
     /// no Python objects for it.
     args: OnceLock<ForkSafeDrop<Py<PyTuple>>>,
@@ -78,8 +93,14 @@ impl TriggerCall {
             connection,
             delivery,
             make_context,
+            scheduled_at: ScheduledAt::default(),
             args: OnceLock::new(),
         }
+    }
+
+    /// The call under way has ended: `ctx.scheduled_at` is `None` again.
+    pub fn ended(&self) {
+        *self.scheduled_at.lock() = None;
     }
 
     /// What a call answering `event` runs (on the loop thread).
@@ -93,7 +114,7 @@ impl TriggerCall {
         if let Some(args) = self.args.get() {
             return Ok(args.bind(py).clone());
         }
-        let context = (self.make_context)(py, &self.connection, self.delivery)?;
+        let context = (self.make_context)(py, &self.connection, self.delivery, &self.scheduled_at)?;
         let args = PyTuple::new(py, [context])?;
         // Only the loop thread makes it (holding the GIL): no race.
         let _ = self.args.set(ForkSafeDrop::new(args.clone().unbind()));
@@ -103,6 +124,9 @@ impl TriggerCall {
     /// Call the callable; `TypeError` naming the trigger if what it returns
     /// cannot be awaited.
     fn call<'py>(&self, py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyAny>> {
+        if let Event::Scheduled(due) = event {
+            *self.scheduled_at.lock() = Some(*due);
+        }
         let extra = event_args(py, event)?;
         let args = self.args(py)?;
         let awaitable = if extra.is_empty() {

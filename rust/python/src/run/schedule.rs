@@ -17,9 +17,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_triggers_core::{Event, FixedRate, PeriodicTimer};
+use chrono::{DateTime, Utc};
 
 use super::plan::TriggerCall;
 use crate::host::{self, CallOutcome, Host};
+
+/// `due` on the wall clock (what `ctx.scheduled_at` shows).
+fn wall_clock(due: Instant) -> DateTime<Utc> {
+    let (now, wall) = (Instant::now(), Utc::now());
+    match now.checked_duration_since(due) {
+        Some(past) => wall - past,
+        None => wall + due.duration_since(now),
+    }
+}
 
 /// The schedule of one `every(...)` trigger under a runner.
 pub struct Schedule {
@@ -61,7 +71,7 @@ impl Schedule {
         host::submit(
             &self.host,
             Arc::clone(&self.call.name),
-            self.call.start(Event::Tick),
+            self.call.start(Event::Scheduled(wall_clock(due))),
             Box::new(move |outcome, launched| this.done(due, outcome, launched)),
         );
     }
@@ -75,6 +85,7 @@ impl Schedule {
         outcome: Option<CallOutcome>,
         launched: Option<Instant>,
     ) {
+        self.call.ended();
         let next = self
             .timer
             .rate()

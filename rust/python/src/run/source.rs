@@ -77,7 +77,7 @@ impl SourceSpec {
             Self::Cron(schedule) => Box::new(schedule.source(Arc::new(SystemClock))),
             Self::Once(OnceSpec::After(delay)) => Box::new(OneShot::new(Deadline::After(*delay))),
             Self::Once(OnceSpec::At(when, fired)) => Box::new(FiresOnce {
-                inner: OneShot::new(Deadline::At(*when, Arc::new(SystemClock))),
+                inner: Box::new(OneShot::new(Deadline::At(*when, Arc::new(SystemClock)))),
                 fired: Arc::clone(fired),
             }),
             Self::Files {
@@ -89,10 +89,11 @@ impl SourceSpec {
     }
 }
 
-/// An `at()` source that stays exhausted once its trigger has fired anywhere.
-struct FiresOnce {
-    inner: OneShot,
-    fired: Arc<AtomicBool>,
+/// An `at()` source that stays exhausted once its trigger has fired anywhere
+/// (under any runner, or, in a fleet, on any replica).
+pub struct FiresOnce {
+    pub inner: Box<dyn CoreSource>,
+    pub fired: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -111,7 +112,7 @@ impl CoreSource for FiresOnce {
 /// time, the list of `FileChange`s for a batch of file changes.
 pub fn event_args<'py>(py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyTuple>> {
     match event {
-        Event::Tick => Ok(PyTuple::empty(py)),
+        Event::Tick | Event::Scheduled(_) => Ok(PyTuple::empty(py)),
         Event::Changes(changes) => {
             let changes = changes
                 .iter()
