@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from redis_server import RedisServer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -39,6 +42,34 @@ def test_demo_rejects_a_bad_duration() -> None:
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.py")))
-def test_example_runs(example: str, capsys: pytest.CaptureFixture[str]) -> None:
-    runpy.run_path(str(EXAMPLES / example), run_name="__main__")
+def test_example_runs(
+    example: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with contextlib.ExitStack() as stack:
+        if example == "fleet_agent.py":  # needs a Redis: a real one of its own
+            server = RedisServer()
+            stack.callback(server.stop)
+            monkeypatch.setenv("REDIS_URL", server.url)
+        runpy.run_path(str(EXAMPLES / example), run_name="__main__")
     assert "agent received" in capsys.readouterr().out
+
+
+def test_the_fleet_example_runs_each_tick_once() -> None:
+    server = RedisServer()
+    try:
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLES / "fleet_agent.py")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={**os.environ, "REDIS_URL": server.url},
+        )
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    ticks = [line.rsplit("tick due ", 1)[1] for line in done.stdout.splitlines() if "tick" in line]
+    assert len(ticks) >= 5, done.stdout
+    assert len(set(ticks)) == len(ticks), done.stdout
+    after_a_left = done.stdout.split("replica-a stopped", 1)[1]
+    assert "replica-a:" not in after_a_left
