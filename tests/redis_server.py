@@ -38,6 +38,7 @@ class RedisServer:
         self.port = port if port is not None else free_port()
         self.password = password
         self.process: subprocess.Popen[bytes] | None = None
+        self._client: redis.Redis | None = None
         self.start()
 
     @property
@@ -63,6 +64,9 @@ class RedisServer:
             time.sleep(0.01)
 
     def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self.process is not None:
             self.process.kill()
             self.process.wait()
@@ -90,10 +94,13 @@ class RedisServer:
         return [str(key) for key in keys]
 
     def client(self) -> redis.Redis:
-        return redis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            password=self.password,
-            decode_responses=True,
-            socket_timeout=5,
-        )
+        """One client per server run (closed by `stop()`: no socket left to the GC)."""
+        if self._client is None:
+            self._client = redis.Redis(
+                host="127.0.0.1",
+                port=self.port,
+                password=self.password,
+                decode_responses=True,
+                socket_timeout=5,
+            )
+        return self._client

@@ -372,3 +372,14 @@ async def test_a_redis_down_at_start_is_used_once_it_is_up_without_a_restart() -
     assert len(messages_at(records, logging.WARNING)) == 2, "one per replica and outage"
     back = [m for m in messages_at(records, logging.INFO) if "reachable again" in m]
     assert len(back) == 2
+
+
+async def test_a_fleet_runner_is_done_once_its_keyed_one_shot_has_fired(redis_url: str) -> None:
+    calls: Calls = defaultdict(list)
+    when = datetime.now(timezone.utc) + timedelta(milliseconds=100)
+    async with AsyncExitStack() as stack:
+        runners = await started_replicas(
+            stack, redis_url, lambda r: [at.at(when, recorder(calls, r), key="once")]
+        )
+        await wait_for(lambda: not any(runner.is_running for runner in runners), timeout=5)
+    assert [len(replicas) for replicas in calls.values()] == [1]

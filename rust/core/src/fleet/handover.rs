@@ -11,6 +11,7 @@
 //! while no replica stops.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::{Fleet, PREFIX};
+use super::{Fleet, PREFIX, grid};
 use crate::LOG_TARGET;
 use crate::sync::Mutex;
 
@@ -69,6 +70,7 @@ impl Handover {
         receiver
     }
 
+    /// `false` if no trigger here takes ticks of `key` (any more).
     fn deliver(&self, key: &str, due: DateTime<Utc>) -> bool {
         self.takers
             .lock()
@@ -121,14 +123,20 @@ pub(super) async fn take_over(fleet: &Fleet, key: &Arc<str>, due: DateTime<Utc>)
     taken
 }
 
+/// How long one `BLPOP` blocks: the longest a stopping replica's listener
+/// takes to notice (its stop waits for it, so that no tick is popped by a
+/// listener about to vanish).
+const POP_BLOCK: Duration = Duration::from_millis(100);
+
 /// Wait for given-back ticks and hand each to the trigger of its key, until
-/// aborted. Its own connection (a blocking pop must not hold up the claims
-/// behind it), re-made after a failure.
+/// [`Fleet::stop_listening`] — then return after the pop under way, so an
+/// item it popped is never lost with it. Its own connection (a blocking pop
+/// must not hold up the claims behind it), re-made after a failure.
 pub async fn listen_for_given_back(fleet: Arc<Fleet>) {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Fleet::timeout_of(&fleet.config)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    loop {
+        .set_response_timeout(Some(POP_BLOCK + Duration::from_secs(5)));
+    while fleet.listening.load(Ordering::Acquire) {
         let mut connection = match fleet
             .client
             .get_multiplexed_async_connection_with_config(&config)
@@ -137,27 +145,29 @@ pub async fn listen_for_given_back(fleet: Arc<Fleet>) {
             Ok(connection) => connection,
             Err(_) => {
                 // The claims report the outage; try again shortly.
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
         };
-        loop {
+        while fleet.listening.load(Ordering::Acquire) {
             let popped: redis::RedisResult<Option<(String, String)>> = redis::cmd("BLPOP")
                 .arg(list_key())
-                .arg(1)
+                .arg(POP_BLOCK.as_secs_f64())
                 .query_async(&mut connection)
                 .await;
             match popped {
-                Ok(Some((_, item))) => dispatch(&fleet, &item),
+                Ok(Some((_, item))) => dispatch(&fleet, item).await,
                 Ok(None) => {}
                 Err(_) => break,
             }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-fn dispatch(fleet: &Fleet, item: &str) {
+/// Hand a popped item to the trigger of its key; if none here can take it
+/// (this replica is stopping, or has no trigger of that key), push it back
+/// for another replica — while it is not too late to run.
+async fn dispatch(fleet: &Fleet, item: String) {
     let parsed = item
         .split_once(' ')
         .and_then(|(nanos, key)| Some((nanos.parse::<i64>().ok()?, key)));
@@ -166,13 +176,15 @@ fn dispatch(fleet: &Fleet, item: &str) {
         return;
     };
     let due = DateTime::from_timestamp_nanos(nanos);
-    if !fleet.handover.deliver(key, due) {
-        // Replicas are meant to run the same keyed triggers; this one has no
-        // trigger of that key, so the tick is not run here.
-        debug!(
-            target: LOG_TARGET,
-            "fleet replica {:?}: a tick of key {key:?} was given back, but no trigger here has that key",
-            fleet.replica
-        );
+    if fleet.handover.deliver(key, due) || grid::late(due) > fleet.config.claim_ttl / 2 {
+        return;
     }
+    let mut push = redis::cmd("RPUSH");
+    push.arg(list_key()).arg(&item);
+    let mut connection = fleet.claims.clone();
+    let _ = tokio::time::timeout(
+        Fleet::timeout_of(&fleet.config),
+        push.query_async::<i64>(&mut connection),
+    )
+    .await;
 }

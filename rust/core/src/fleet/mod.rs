@@ -189,6 +189,8 @@ pub struct Fleet {
     /// The tick each keyed trigger has claimed and not yet run.
     held: Mutex<HashMap<Arc<str>, DateTime<Utc>>>,
     handover: handover::Handover,
+    /// Cleared to stop the given-back listener (see [`listen_for_given_back`]).
+    listening: AtomicBool,
     pub counts: FleetCounts,
 }
 
@@ -219,6 +221,7 @@ impl Fleet {
             reachable: AtomicBool::new(true),
             held: Mutex::new(HashMap::new()),
             handover: handover::Handover::default(),
+            listening: AtomicBool::new(true),
             counts: FleetCounts::default(),
         }))
     }
@@ -272,6 +275,12 @@ impl Fleet {
         if held.get(key) == Some(&due) {
             held.remove(key);
         }
+    }
+
+    /// Ask the given-back listener to return after its pop under way (which
+    /// it hands on, or pushes back for another replica).
+    pub fn stop_listening(&self) {
+        self.listening.store(false, Ordering::Release);
     }
 
     /// Give back every claim this replica holds and has not run: the others

@@ -145,6 +145,12 @@ impl EventSource for FleetTicks {
                 () = sleep_until(&SystemClock, claim_at) => {}
             }
             self.pending = None;
+            if self.too_late(due) {
+                // This replica could not even claim it in time (a suspended or
+                // starved process): it may be another's already.
+                self.fleet.counts.skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             match self.fleet.claim(&self.key, due).await {
                 Claim::Won => {
                     if let Some(event) = self.run_claimed(due).await {

@@ -22,6 +22,7 @@ use agent_triggers_core::{Event, EventSource, Tasks, drive};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::gc::Traverse;
 use crate::host::asyncio::AsyncioHost;
@@ -47,6 +48,9 @@ pub struct Run {
     /// The fleet the keyed triggers share, if the runner has one and any
     /// trigger a key: its unrun claims are given back at stop.
     fleet: Option<Arc<Fleet>>,
+    /// The fleet's listener for ticks given back by other replicas (taken
+    /// by the stop that waits for it).
+    listener: agent_triggers_core::sync::Mutex<Option<AbortOnDropHandle<()>>>,
 }
 
 /// How long a stop waits to give back its unrun claims (Redis may be down).
@@ -89,6 +93,7 @@ impl Run {
             tasks: Tasks::default(),
             calls: Vec::with_capacity(plans.len()),
             fleet: None,
+            listener: Default::default(),
         };
         let keyed = |plan: &Plan| matches!(&plan.kind, PlanKind::Native { key: Some(_), .. });
         if let Some(config) = fleet
@@ -97,11 +102,11 @@ impl Run {
             let replica = fleet::replica_name(py, config)?;
             let fleet = Fleet::connect(config, replica)
                 .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            let listening = Arc::clone(&fleet);
-            run.tasks.spawn("fleet", async move {
-                listen_for_given_back(listening).await;
-                Ok(())
-            });
+            // Not one of the run's tasks: it never ends by itself, and the run
+            // counts as running only while a trigger does.
+            run.listener = agent_triggers_core::sync::Mutex::new(Some(AbortOnDropHandle::new(
+                handle.spawn(listen_for_given_back(Arc::clone(&fleet))),
+            )));
             run.fleet = Some(fleet);
         }
         for plan in plans {
@@ -234,7 +239,21 @@ impl Run {
         }
         self.tasks.stop().await;
         if let Some(fleet) = &self.fleet {
+            // The sources are gone: no new claim. Give back the unrun ones
+            // (the listener, still up, pushes back any it pops itself), then
+            // let the listener finish its pop under way.
             fleet.give_back_unrun(GIVE_BACK_WITHIN).await;
+            fleet.stop_listening();
+            let listener = self.listener.lock().take();
+            if let Some(listener) = listener {
+                let abort = listener.abort_handle();
+                if tokio::time::timeout(GIVE_BACK_WITHIN, listener)
+                    .await
+                    .is_err()
+                {
+                    abort.abort();
+                }
+            }
         }
         host::wait_until_done(&*self.host).await;
     }
