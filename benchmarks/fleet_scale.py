@@ -49,7 +49,7 @@ class Quiet:
         pass
 
 
-async def replica(args: argparse.Namespace) -> None:
+async def replica(args: argparse.Namespace) -> dict[str, Any]:
     import agent_triggers as at
 
     calls: list[tuple[str, int, float]] = []  # (key, scheduled_at µs, lateness s)
@@ -91,9 +91,7 @@ async def replica(args: argparse.Namespace) -> None:
     wall = time.monotonic() - wall0
     await runner.stop()
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    Path(args.out).write_text(
-        json.dumps({"calls": calls, "cpu_per_s": cpu / wall, "rss_mib": rss_kib / 1024})
-    )
+    return {"calls": calls, "cpu_per_s": cpu / wall, "rss_mib": rss_kib / 1024}
 
 
 # --- the driver ---
@@ -196,7 +194,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if args.replica:
-        asyncio.run(replica(args))
+        Path(args.out).write_text(json.dumps(asyncio.run(replica(args))))
         return
     server = shutil.which("redis-server")
     if server is None:
@@ -207,9 +205,10 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
-        while subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True).stdout[
-            :4
-        ] != b"PONG":
+        while (
+            subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True).stdout[:4]
+            != b"PONG"
+        ):
             time.sleep(0.05)
         rows: dict[str, list[dict[str, float]]] = {"fleet": [], "local": []}
         with tempfile.TemporaryDirectory() as work:
