@@ -95,7 +95,8 @@ async def started_replicas(
         ({"url": "redis://h", "replica": ""}, ValueError, ["replica", "empty"]),
         ({"url": "redis://h", "replica": 7}, TypeError, ["replica", "str"]),
         ({"url": "redis://h", "claim_ttl": 0}, ValueError, ["claim_ttl"]),
-        ({"url": "redis://h", "claim_ttl": 0.001}, ValueError, ["claim_ttl", "0.01"]),
+        ({"url": "redis://h", "claim_ttl": 0.5}, ValueError, ["claim_ttl", "at least 1 second"]),
+        ({"url": "redis://:pw1\udc80@h"}, ValueError, ["url", "UTF-8"]),
         ({"url": "redis://h", "claim_ttl": "10"}, TypeError, ["claim_ttl"]),
         ({"url": "redis://h", "on_unavailable": "maybe"}, ValueError, ["skip", "run", "maybe"]),
         ({"url": "redis://h", "on_unavailable": True}, TypeError, ["on_unavailable"]),
@@ -109,7 +110,9 @@ def test_bad_fleet_arguments_are_named(
         RedisFleet(url, **arguments)
     for word in words:
         assert word in str(raised.value)
-    assert "pw1" not in str(raised.value)
+    for error_ in (raised.value, raised.value.__cause__, raised.value.__context__):
+        assert "pw1" not in repr(error_)
+        assert "pw1" not in repr(getattr(error_, "object", ""))
 
 
 def test_the_password_is_never_shown() -> None:
@@ -378,8 +381,24 @@ async def test_a_fleet_runner_is_done_once_its_keyed_one_shot_has_fired(redis_ur
     calls: Calls = defaultdict(list)
     when = datetime.now(timezone.utc) + timedelta(milliseconds=100)
     async with AsyncExitStack() as stack:
+        # The replicas that lost the claim wait half the ttl for a give-back.
         runners = await started_replicas(
-            stack, redis_url, lambda r: [at.at(when, recorder(calls, r), key="once")]
+            stack, redis_url, lambda r: [at.at(when, recorder(calls, r), key="once")], claim_ttl=1
         )
         await wait_for(lambda: not any(runner.is_running for runner in runners), timeout=5)
     assert [len(replicas) for replicas in calls.values()] == [1]
+
+
+async def test_a_keyed_at_already_past_runs_once_at_start(redis_url: str) -> None:
+    calls: Calls = defaultdict(list)
+    when = datetime.now(timezone.utc) - timedelta(seconds=30)  # past half the claim ttl
+    async with AsyncExitStack() as stack:
+        runners = await started_replicas(
+            stack,
+            redis_url,
+            lambda r: [at.at(when, recorder(calls, r), key="missed")],
+            claim_ttl=1,
+        )
+        await wait_for(lambda: not any(runner.is_running for runner in runners), timeout=10)
+    assert list(calls) == [when]
+    assert len(calls[when]) == 1

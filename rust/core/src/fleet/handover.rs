@@ -11,26 +11,29 @@
 //! while no replica stops.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use super::{Fleet, PREFIX, grid};
+use super::{Fleet, PREFIX};
 use crate::LOG_TARGET;
 use crate::sync::Mutex;
 
-/// If `KEYS[1]` (a claim) is `ARGV[1]`'s (this replica's): mark it given
-/// back, keeping its expiry, and push `ARGV[2]` (the tick) on `KEYS[2]`,
-/// which lives `ARGV[3]` ms after the last push. 1 if given back.
+/// If `KEYS[1]` (a claim) is `ARGV[1]`'s (this replica's) — or marked given
+/// back already (a take-over this replica began and did not finish) — mark
+/// it given back, keeping its expiry, and push `ARGV[2]` (the tick) on
+/// `KEYS[2]`, which lives `ARGV[3]` ms after the last push. 1 if given back.
+/// (Pushing a tick twice is harmless: only one take-over can succeed.)
 static GIVE_BACK: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        local holder = redis.call('GET', KEYS[1])
+        if holder ~= ARGV[1] and holder ~= '' then return 0 end
         redis.call('SET', KEYS[1], '', 'KEEPTTL')
         redis.call('RPUSH', KEYS[2], ARGV[2])
         redis.call('PEXPIRE', KEYS[2], ARGV[3])
@@ -59,23 +62,52 @@ fn list_key() -> String {
 /// channel per key, to the trigger's source.
 #[derive(Default)]
 pub(super) struct Handover {
-    takers: Mutex<HashMap<Arc<str>, mpsc::UnboundedSender<DateTime<Utc>>>>,
+    takers: Mutex<HashMap<Arc<str>, TakerEnd>>,
+}
+
+/// The hand-over's end of a [`Taker`]: its channel, and whether it waits.
+type TakerEnd = (mpsc::UnboundedSender<DateTime<Utc>>, Arc<AtomicBool>);
+
+/// A keyed trigger's end of the hand-over: ticks given back for its key.
+pub(super) struct Taker {
+    receiver: mpsc::UnboundedReceiver<DateTime<Utc>>,
+    /// Set while the trigger waits for one (it is between calls, before a
+    /// claim): a tick is handed only to a trigger that can take it now.
+    waiting: Arc<AtomicBool>,
+}
+
+impl Taker {
+    /// The next tick given back for this key (cancel safe).
+    pub(super) async fn recv(&mut self) -> Option<DateTime<Utc>> {
+        struct Waiting<'a>(&'a AtomicBool);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        self.waiting.store(true, Ordering::Release);
+        let _waiting = Waiting(&self.waiting);
+        self.receiver.recv().await
+    }
 }
 
 impl Handover {
-    /// Given-back ticks of `key` arrive on the returned receiver.
-    pub(super) fn register(&self, key: &Arc<str>) -> mpsc::UnboundedReceiver<DateTime<Utc>> {
+    /// Given-back ticks of `key` arrive through the returned taker.
+    pub(super) fn register(&self, key: &Arc<str>) -> Taker {
         let (sender, receiver) = mpsc::unbounded_channel();
-        self.takers.lock().insert(Arc::clone(key), sender);
-        receiver
-    }
-
-    /// `false` if no trigger here takes ticks of `key` (any more).
-    fn deliver(&self, key: &str, due: DateTime<Utc>) -> bool {
+        let waiting = Arc::new(AtomicBool::new(false));
         self.takers
             .lock()
-            .get(key)
-            .is_some_and(|taker| taker.send(due).is_ok())
+            .insert(Arc::clone(key), (sender, Arc::clone(&waiting)));
+        Taker { receiver, waiting }
+    }
+
+    /// `false` if no trigger here can take a tick of `key` now (none has the
+    /// key, it is running a call, or it is gone).
+    fn deliver(&self, key: &str, due: DateTime<Utc>) -> bool {
+        self.takers.lock().get(key).is_some_and(|(taker, waiting)| {
+            waiting.load(Ordering::Acquire) && taker.send(due).is_ok()
+        })
     }
 }
 
@@ -90,15 +122,26 @@ pub(super) async fn give_back(fleet: &Fleet, key: &str, due: DateTime<Utc>) -> b
         .arg(&fleet.replica)
         .arg(item)
         .arg(fleet.config.claim_ttl.as_millis() as u64);
-    let mut connection = fleet.claims.clone();
-    matches!(
-        tokio::time::timeout(
-            Fleet::timeout_of(&fleet.config),
-            invocation.invoke_async::<i64>(&mut connection),
-        )
-        .await,
-        Ok(Ok(1))
+    let mut connection = fleet.connection();
+    match tokio::time::timeout(
+        Fleet::timeout_of(&fleet.config),
+        invocation.invoke_async::<i64>(&mut connection),
     )
+    .await
+    {
+        Ok(Ok(given)) => given == 1,
+        Ok(Err(e)) => {
+            warn!(
+                target: LOG_TARGET,
+                "fleet replica {:?}: could not give back the tick of key {key:?} due at \
+                 {due}: {}",
+                fleet.replica,
+                fleet.config.scrub(&e)
+            );
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// Take over `key`'s tick due at `due`, given back by another replica.
@@ -108,7 +151,7 @@ pub(super) async fn take_over(fleet: &Fleet, key: &Arc<str>, due: DateTime<Utc>)
     invocation
         .key(Fleet::claim_key(key, due))
         .arg(&fleet.replica);
-    let mut connection = fleet.claims.clone();
+    let mut connection = fleet.connection();
     let taken = matches!(
         tokio::time::timeout(
             Fleet::timeout_of(&fleet.config),
@@ -158,7 +201,18 @@ pub async fn listen_for_given_back(fleet: Arc<Fleet>) {
             match popped {
                 Ok(Some((_, item))) => dispatch(&fleet, item).await,
                 Ok(None) => {}
-                Err(_) => break,
+                Err(e) => {
+                    // A lost connection, or an error that will come again (a
+                    // Redis older than 6.0, an ACL without BLPOP): not in a loop.
+                    debug!(
+                        target: LOG_TARGET,
+                        "fleet replica {:?}: waiting for given-back ticks failed: {}",
+                        fleet.replica,
+                        fleet.config.scrub(&e)
+                    );
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
             }
         }
     }
@@ -176,15 +230,20 @@ async fn dispatch(fleet: &Fleet, item: String) {
         return;
     };
     let due = DateTime::from_timestamp_nanos(nanos);
-    if fleet.handover.deliver(key, due) || grid::late(due) > fleet.config.claim_ttl / 2 {
+    if fleet.handover.deliver(key, due) || fleet.too_late(due) {
         return;
     }
     let mut push = redis::cmd("RPUSH");
     push.arg(list_key()).arg(&item);
-    let mut connection = fleet.claims.clone();
+    let mut connection = fleet.connection();
     let _ = tokio::time::timeout(
         Fleet::timeout_of(&fleet.config),
         push.query_async::<i64>(&mut connection),
     )
     .await;
+    // Let another replica's listener pop it first.
+    tokio::time::sleep(PUSHED_BACK_PAUSE).await;
 }
+
+/// How long a listener that pushed a tick back waits before its next pop.
+const PUSHED_BACK_PAUSE: Duration = Duration::from_millis(20);

@@ -34,6 +34,10 @@ pub use ticks::{FleetSchedule, FleetTicks};
 /// The claim ttl when none is given.
 pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(10);
 
+/// The shortest claim ttl: ten times the claim lead, so that a claim outlives
+/// every replica's claim of the same tick even with some skew.
+pub const MIN_CLAIM_TTL: Duration = Duration::from_secs(1);
+
 /// The longest a replica claims a tick ahead of it (less for short periods:
 /// at most half the period, so a replica holds at most one unrun claim per
 /// keyed trigger). Far above a loopback or LAN round trip, so a fleet tick
@@ -83,6 +87,7 @@ impl FleetConfig {
                 parsed.scheme()
             )));
         }
+        // As written in the URL (percent-encoded): the decoded form is scrubbed too.
         let password = parsed.password().map(str::to_owned);
         let mut shown = parsed.clone();
         if password.is_some() {
@@ -96,9 +101,10 @@ impl FleetConfig {
             claim_ttl: claim_ttl.unwrap_or(DEFAULT_CLAIM_TTL),
             on_unavailable,
         };
-        if config.claim_ttl < Duration::from_millis(10) {
+        if config.claim_ttl < MIN_CLAIM_TTL {
             return Err(Error::InvalidArgument(format!(
-                "claim_ttl must be at least 0.01 seconds, not {:?}",
+                "claim_ttl must be at least 1 second (claims are made up to 0.1 s ahead, and \
+                 the replicas' clocks must agree within half of it), not {:?}",
                 config.claim_ttl
             )));
         }
@@ -131,11 +137,15 @@ impl FleetConfig {
 
     /// `error`'s text with the password, if it appears, replaced by `***`.
     fn scrub(&self, error: &dyn fmt::Display) -> String {
-        let text = error.to_string();
-        match &self.password {
-            Some(password) if !password.is_empty() => text.replace(password.as_str(), "***"),
-            _ => text,
+        let mut text = error.to_string();
+        if let Some(password) = self.password.as_deref().filter(|p| !p.is_empty()) {
+            text = text.replace(password, "***");
+            let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+            if !decoded.is_empty() {
+                text = text.replace(&*decoded, "***");
+            }
         }
+        text
     }
 }
 
@@ -183,7 +193,13 @@ pub struct Fleet {
     config: FleetConfig,
     replica: String,
     client: redis::Client,
-    claims: ConnectionManager,
+    /// The claims' connection (multiplexed: concurrent claims share it). Made
+    /// anew after a failure (see [`reconnect`](Self::reconnect)).
+    claims: Mutex<ConnectionManager>,
+    /// When the connection was last made anew (at most once a second).
+    reconnected: Mutex<Option<std::time::Instant>>,
+    /// When skipped-as-late ticks were last logged (at most every 10 s).
+    late_logged: Mutex<Option<std::time::Instant>>,
     /// `false` during an outage: one WARNING when it begins, one INFO when it ends.
     reachable: AtomicBool,
     /// The tick each keyed trigger has claimed and not yet run.
@@ -205,25 +221,82 @@ impl Fleet {
                 config.scrub(&e)
             ))
         })?;
-        let timeout = Self::timeout_of(config);
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // One attempt per command while Redis is down; the next claim tries again.
-            .set_number_of_retries(0);
-        let claims = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|e| Error::other(config.scrub(&e)))?;
+        let claims = Self::manager(config, &client)?;
         Ok(Arc::new(Self {
             config: config.clone(),
             replica,
             client,
-            claims,
+            claims: Mutex::new(claims),
+            reconnected: Mutex::new(None),
+            late_logged: Mutex::new(None),
             reachable: AtomicBool::new(true),
             held: Mutex::new(HashMap::new()),
             handover: handover::Handover::default(),
             listening: AtomicBool::new(true),
             counts: FleetCounts::default(),
         }))
+    }
+
+    /// A connection manager, connecting lazily (on its first command).
+    fn manager(config: &FleetConfig, client: &redis::Client) -> Result<ConnectionManager> {
+        let timeout = Self::timeout_of(config);
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // One attempt per command while Redis is down; the next claim tries again.
+            .set_number_of_retries(0);
+        ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(|e| Error::other(config.scrub(&e)))
+    }
+
+    /// The claims' connection, for one command.
+    fn connection(&self) -> ConnectionManager {
+        self.claims.lock().clone()
+    }
+
+    /// After a failed command: a new connection for the next one. The
+    /// manager re-connects by itself only after errors it deems fatal to the
+    /// connection; a timeout (a half-open socket) or `READONLY` (a primary
+    /// demoted by a failover) would otherwise keep every claim failing.
+    fn reconnect(&self) {
+        let now = std::time::Instant::now();
+        {
+            let mut last = self.reconnected.lock();
+            if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(now);
+        }
+        if let Ok(manager) = Self::manager(&self.config, &self.client) {
+            *self.claims.lock() = manager;
+        }
+    }
+
+    /// Whether `due` is more than half the claim ttl past: a claim of it by
+    /// another replica may have expired, so this one must not claim or run it.
+    fn too_late(&self, due: DateTime<Utc>) -> bool {
+        grid::late(due) > self.config.claim_ttl / 2
+    }
+
+    /// Count a tick skipped as too late, with a WARNING at most every 10 s.
+    fn skip_late(&self, key: &str, due: DateTime<Utc>) {
+        self.counts.skipped.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        {
+            let mut last = self.late_logged.lock();
+            if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(10)) {
+                return;
+            }
+            *last = Some(now);
+        }
+        warn!(
+            target: LOG_TARGET,
+            "fleet replica {:?}: the tick of key {key:?} due at {due} is skipped: it could not \
+             be claimed or started within half the claim ttl (was the process suspended?), \
+             so another replica may hold it ({} skipped so far)",
+            self.replica,
+            self.counts.skipped.load(Ordering::Relaxed)
+        );
     }
 
     /// How long a command may take before Redis counts as unavailable.
@@ -270,7 +343,7 @@ impl Fleet {
 
     /// The claim of `key`'s tick due at `due` has been used (its call is
     /// starting) or let go: it is no longer this replica's to give back.
-    fn release(&self, key: &str, due: DateTime<Utc>) {
+    pub fn release(&self, key: &str, due: DateTime<Utc>) {
         let mut held = self.held.lock();
         if held.get(key) == Some(&due) {
             held.remove(key);
@@ -311,7 +384,7 @@ impl Fleet {
     /// Run `command`; `None` if Redis is unavailable (then the outage is
     /// logged, once).
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Option<T> {
-        let mut connection = self.claims.clone();
+        let mut connection = self.connection();
         let answer = tokio::time::timeout(
             Self::timeout_of(&self.config),
             command.query_async::<T>(&mut connection),
@@ -331,10 +404,12 @@ impl Fleet {
             }
             Ok(Err(e)) => {
                 self.outage(&self.config.scrub(&e));
+                self.reconnect();
                 None
             }
             Err(_) => {
                 self.outage("no answer in time");
+                self.reconnect();
                 None
             }
         }
@@ -381,6 +456,14 @@ mod tests {
         assert_eq!(config.redacted_url(), "redis://user:***@localhost:6379/0");
         assert!(!format!("{config:?}").contains("s3cret-pw"));
         assert_eq!(config.scrub(&"auth s3cret-pw failed"), "auth *** failed");
+        let encoded = FleetConfig::new(
+            "redis://:p%40ss@localhost/0",
+            None,
+            None,
+            OnUnavailable::Skip,
+        )
+        .unwrap();
+        assert_eq!(encoded.scrub(&"p%40ss or p@ss"), "*** or ***");
     }
 
     #[test]

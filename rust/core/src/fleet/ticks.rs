@@ -6,15 +6,14 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::mpsc;
-use tracing::warn;
+use std::time::Instant;
 
 use super::grid::{self, EpochGrid};
 use super::{CLAIM_LEAD, Claim, Fleet, OnUnavailable, handover};
+use crate::CronSchedule;
 use crate::periodic::sleep_precisely_until;
 use crate::source::{Event, EventSource};
 use crate::wall_clock::{SystemClock, sleep_until};
-use crate::{CronSchedule, LOG_TARGET};
 
 /// When a keyed trigger's ticks are due: the same instants on every replica.
 #[derive(Clone, Debug)]
@@ -53,6 +52,10 @@ impl FleetSchedule {
 /// The ticks of one keyed trigger this replica is to run, as an event source:
 /// each [`Event::Scheduled`] at its due instant (the same on every replica).
 ///
+/// A tick returned is still held by this replica until its call starts: the
+/// caller calls [`Fleet::release`] then, so that a call cancelled before it
+/// started (a stop) is given back with the unrun claims.
+///
 /// Not cancel safe past a claim: a tick claimed and not yet returned stays in
 /// the fleet's held claims, which a stop gives back — dropping this source is
 /// how a run stops it.
@@ -60,7 +63,7 @@ pub struct FleetTicks {
     fleet: Arc<Fleet>,
     key: Arc<str>,
     schedule: FleetSchedule,
-    given_back: mpsc::UnboundedReceiver<DateTime<Utc>>,
+    given_back: handover::Taker,
     /// The tick of the schedule being waited for (kept across a tick given
     /// back meanwhile).
     pending: Option<DateTime<Utc>>,
@@ -82,27 +85,22 @@ impl FleetTicks {
         }
     }
 
-    /// The latest a tick may be started after its instant: past this, its
-    /// claim may have expired (a suspended or starved process), so another
-    /// replica could hold the tick — half the claim ttl, the skew budget.
-    fn too_late(&self, due: DateTime<Utc>) -> bool {
-        grid::late(due) > self.fleet.config.claim_ttl / 2
+    /// Whether `due` is past the point where this replica may still claim
+    /// it: half the claim ttl after it (an earlier claim by another replica
+    /// may have expired by then). A keyed `at` is claimed whenever its
+    /// replica starts, however late (docs/fleet.md: `at` and restarts).
+    fn too_late_to_claim(&self, due: DateTime<Utc>) -> bool {
+        !matches!(self.schedule, FleetSchedule::At(_)) && self.fleet.too_late(due)
     }
 
-    /// A claimed tick, run at its instant: or `None` if by then it is too late.
-    async fn run_claimed(&mut self, due: DateTime<Utc>) -> Option<Event> {
+    /// A tick won at `claimed` (monotonic), run at its instant — or skipped
+    /// if by then half the claim ttl has passed since the claim was made: it
+    /// may have lapsed (the process was suspended, or starved).
+    async fn run_claimed(&mut self, due: DateTime<Utc>, claimed: Instant) -> Option<Event> {
         sleep_precisely_until(grid::monotonic(due).into()).await;
-        self.fleet.release(&self.key, due);
-        if self.too_late(due) {
-            self.fleet.counts.skipped.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                target: LOG_TARGET,
-                "fleet replica {:?}: the tick of key {:?} due at {due} is skipped: its call \
-                 could not start within half the claim ttl (was the process suspended?), \
-                 so its claim may have lapsed",
-                self.fleet.replica,
-                self.key
-            );
+        if claimed.elapsed() > self.fleet.config.claim_ttl / 2 {
+            self.fleet.release(&self.key, due);
+            self.fleet.skip_late(&self.key, due);
             return None;
         }
         Some(Event::Scheduled(due))
@@ -110,11 +108,29 @@ impl FleetTicks {
 
     /// A tick given back by a stopping replica: run here if this replica takes it over.
     async fn take_over(&mut self, due: DateTime<Utc>) -> Option<Event> {
-        if self.too_late(due) || !handover::take_over(&self.fleet, &self.key, due).await {
+        if self.fleet.too_late(due) {
+            self.fleet.skip_late(&self.key, due);
+            return None;
+        }
+        let claimed = Instant::now();
+        if !handover::take_over(&self.fleet, &self.key, due).await {
             return None;
         }
         self.fleet.counts.taken_over.fetch_add(1, Ordering::Relaxed);
-        self.run_claimed(due).await
+        self.run_claimed(due, claimed).await
+    }
+
+    /// The schedule is exhausted (a keyed `at` dealt with): a replica that
+    /// lost its claim still takes it over if the winner gives it back, while
+    /// that can happen (half the ttl after the claims were made).
+    async fn last_chance(&mut self) -> Option<Event> {
+        let until = tokio::time::Instant::now() + self.fleet.config.claim_ttl / 2;
+        while let Ok(Some(given)) = tokio::time::timeout_at(until, self.given_back.recv()).await {
+            if let Some(event) = self.take_over(given).await {
+                return Some(event);
+            }
+        }
+        None
     }
 }
 
@@ -127,7 +143,9 @@ impl EventSource for FleetTicks {
                 None => {
                     let now = Utc::now();
                     let after = self.last.map_or(now, |last| last.max(now));
-                    let due = self.schedule.next_after(after, self.last.is_some())?;
+                    let Some(due) = self.schedule.next_after(after, self.last.is_some()) else {
+                        return self.last_chance().await;
+                    };
                     self.last = Some(due);
                     self.pending = Some(due);
                     due
@@ -145,15 +163,14 @@ impl EventSource for FleetTicks {
                 () = sleep_until(&SystemClock, claim_at) => {}
             }
             self.pending = None;
-            if self.too_late(due) {
-                // This replica could not even claim it in time (a suspended or
-                // starved process): it may be another's already.
-                self.fleet.counts.skipped.fetch_add(1, Ordering::Relaxed);
+            if self.too_late_to_claim(due) {
+                self.fleet.skip_late(&self.key, due);
                 continue;
             }
+            let claimed = Instant::now();
             match self.fleet.claim(&self.key, due).await {
                 Claim::Won => {
-                    if let Some(event) = self.run_claimed(due).await {
+                    if let Some(event) = self.run_claimed(due, claimed).await {
                         return Some(event);
                     }
                 }

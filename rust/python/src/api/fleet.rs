@@ -22,7 +22,7 @@ use crate::run::fleet::replica_name;
 ///   ``"{hostname}:{pid}"`` (taken when a runner starts, so a forked child
 ///   has its own).
 /// - ``claim_ttl``: seconds (or ``timedelta``) a claim lives in Redis;
-///   default 10. Replicas' clocks must agree to within half of it.
+///   default 10, at least 1. Replicas' clocks must agree to within half of it.
 /// - ``on_unavailable``: ``"skip"`` (a tick no replica could claim is skipped,
 ///   one WARNING per outage) or ``"run"`` (run it here).
 ///
@@ -55,7 +55,11 @@ impl RedisFleet {
             .map_err(|_| {
                 PyTypeError::new_err(format!("url must be a str, not {}", type_name(url)))
             })?
-            .to_cow()?
+            .to_cow()
+            // Not the encoding error itself: it would carry the whole URL.
+            .map_err(|_| {
+                PyValueError::new_err("url must be encodable as UTF-8 (it holds a lone surrogate)")
+            })?
             .into_owned();
         let replica = match replica {
             None => None,

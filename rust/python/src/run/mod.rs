@@ -139,7 +139,7 @@ impl Run {
             ) = (&run.fleet, &plan.kind)
                 && let Some(ticks) = fleet::keyed_source(fleet, key, source)
             {
-                run.spawn_source(ticks, call);
+                run.spawn_source(ticks, call, Some((Arc::clone(fleet), Arc::clone(key))));
                 continue;
             }
             match (&plan.kind, factory) {
@@ -157,7 +157,7 @@ impl Run {
                 (PlanKind::Native { .. }, Some(factory)) => {
                     let source = factory(started.into())
                         .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-                    run.spawn_source(source, call);
+                    run.spawn_source(source, call, None);
                 }
                 (PlanKind::Native { .. }, None) => unreachable!("a factory per native source"),
                 (PlanKind::Coroutine { .. }, _) => {}
@@ -185,18 +185,34 @@ impl Run {
     }
 
     /// Run `call` for each event of `source`, as a task of the run. A failing
-    /// callback is logged and the trigger goes on.
-    fn spawn_source(&self, source: Box<dyn EventSource>, call: &Arc<TriggerCall>) {
+    /// callback is logged and the trigger goes on. A keyed trigger's fleet
+    /// claim is released when its call starts on the loop (not before: a call
+    /// cancelled while queued, by a stop, leaves it to be given back).
+    fn spawn_source(
+        &self,
+        source: Box<dyn EventSource>,
+        call: &Arc<TriggerCall>,
+        keyed: Option<(Arc<Fleet>, Arc<str>)>,
+    ) {
         let (host, call) = (Arc::clone(&self.host), Arc::clone(call));
         self.tasks.spawn(call.name.to_string(), async move {
             let name = Arc::clone(&call.name);
             drive(source, &name, |event| {
-                let python = host::call(&host, Arc::clone(&call.name), call.start(event));
+                let start = match (&keyed, &event) {
+                    (Some((fleet, key)), Event::Scheduled(due)) => {
+                        let (fleet, key, due) = (Arc::clone(fleet), Arc::clone(key), *due);
+                        releasing(call.start(event), move || fleet.release(&key, due))
+                    }
+                    _ => call.start(event),
+                };
+                let python = host::call(&host, Arc::clone(&call.name), start);
                 let name = Arc::clone(&call.name);
-                let call = Arc::clone(&call);
+                // `ctx.scheduled_at` goes back to `None` when the call ends —
+                // or when a stop drops it unfinished.
+                let ended = CallEnded(Arc::clone(&call));
                 async move {
                     report_failure_of(&name, python).await;
-                    call.ended();
+                    drop(ended);
                     Ok(())
                 }
             })
@@ -301,12 +317,31 @@ impl Drop for Run {
             schedule.stop();
         }
         // Best effort: the fleet sources are aborted as `tasks` drops, and
-        // nothing waits for this.
+        // nothing waits for this. Not in a forked child: the claims are the
+        // parent's.
         if let Some(fleet) = self.fleet.take()
+            && self.generation == process::generation()
             && let Ok(handle) = runtime::handle()
         {
             handle.spawn(async move { fleet.give_back_unrun(GIVE_BACK_WITHIN).await });
         }
+    }
+}
+
+/// `start`, running `release` first (on the loop thread, as the call starts).
+fn releasing(start: host::Start, release: impl FnOnce() + Send + 'static) -> host::Start {
+    Box::new(move |py| {
+        release();
+        start(py)
+    })
+}
+
+/// Marks a trigger's call as ended when dropped (see [`TriggerCall::ended`]).
+struct CallEnded(Arc<TriggerCall>);
+
+impl Drop for CallEnded {
+    fn drop(&mut self) {
+        self.0.ended();
     }
 }
 
