@@ -282,6 +282,18 @@ def server() -> Iterator[RedisServer]:
         redis_server.stop()
 
 
+def settled(fleet: Fleet) -> int:
+    """Wait until every replica is ready and two ticks ran after that; when the
+    last replica became ready."""
+    all_ready = fleet.wait_ready()
+    poll(
+        lambda: len([t for t in fleet.ticks() if t.due_ns > all_ready]) >= 2,
+        timeout=10,
+        what="two ticks after all replicas were ready",
+    )
+    return all_ready
+
+
 def next_claim_holder(
     fleet: Fleet, server: RedisServer, interval_ns: int, after_ns: int
 ) -> tuple[int, Replica]:
@@ -343,12 +355,7 @@ def test_a_replica_killed_loses_at_most_its_claimed_tick(
     every other tick, once."""
     interval_ns = NS
     with fleet_of(tmp_path, server.url, keys=1, interval=1.0, claim_ttl=3.0) as fleet:
-        all_ready = fleet.wait_ready()
-        poll(
-            lambda: len([t for t in fleet.ticks() if t.due_ns > all_ready]) >= 2,
-            timeout=10,
-            what="two ticks after all replicas were ready",
-        )
+        all_ready = settled(fleet)
         lost, victim = next_claim_holder(fleet, server, interval_ns, all_ready)
         victim.signal(signal.SIGKILL)
         killed = time.time_ns()
@@ -407,12 +414,7 @@ def test_a_replica_suspended_past_its_claim_skips_that_tick(
     """
     interval_ns = NS // 2
     with fleet_of(tmp_path, server.url, keys=1, interval=0.5, claim_ttl=1.0) as fleet:
-        all_ready = fleet.wait_ready()
-        poll(
-            lambda: len([t for t in fleet.ticks() if t.due_ns > all_ready]) >= 2,
-            timeout=10,
-            what="two ticks after all replicas were ready",
-        )
+        all_ready = settled(fleet)
         for _ in range(5):
             skipped, sleeper = next_claim_holder(fleet, server, interval_ns, all_ready)
             # Let it read its claim's answer (seen here as the claim is made; its
@@ -474,12 +476,7 @@ def test_a_replica_stopped_gives_back_its_claim(tmp_path: Path, server: RedisSer
     runs that tick; no tick is missed or run twice."""
     interval_ns = NS // 2
     with fleet_of(tmp_path, server.url, keys=1, interval=0.5, claim_ttl=2.0) as fleet:
-        all_ready = fleet.wait_ready()
-        poll(
-            lambda: len([t for t in fleet.ticks() if t.due_ns > all_ready]) >= 2,
-            timeout=10,
-            what="two ticks after all replicas were ready",
-        )
+        all_ready = settled(fleet)
         given_back, giver = next_claim_holder(fleet, server, interval_ns, all_ready)
         giver.signal(signal.SIGTERM)
         signalled = time.time_ns()
