@@ -130,6 +130,8 @@ impl TriggerRunner {
             return Ok(());
         };
         run.ensure_started_in_this_process()?;
+        // Before anything is cancelled: past this point the stop goes ahead.
+        let handle = runtime::handle()?;
         Python::attach(|py| {
             run.host().ensure_stoppable_from_here(py)?;
             // On the runner's own loop, every call is cancelled before this
@@ -139,7 +141,6 @@ impl TriggerRunner {
             }
             PyResult::Ok(())
         })?;
-        let handle = runtime::handle()?;
         let slot = Arc::clone(&self.running);
         let stopping = {
             let run = Arc::clone(&run);
@@ -152,6 +153,7 @@ impl TriggerRunner {
         };
         // The timer lives in a task too: it needs the runtime, and the
         // awaiting coroutine is polled on the event loop's thread.
+        let host = Arc::clone(run.host());
         let waiting = handle.spawn(async move {
             let Some(timeout) = timeout else {
                 return stopping.await.map(|()| Stopped::Cleanly);
@@ -168,9 +170,13 @@ impl TriggerRunner {
         let stopped = WakeThroughGate(waiting)
             .await
             .and_then(|stopped| stopped)
-            .map_err(|e| match e.try_into_panic() {
-                Ok(panic) => crate::logging::internal_error(&fault::panic_message(&*panic)),
-                Err(e) => PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")),
+            .map_err(|e| {
+                // The runner is still started: its triggers take new calls again.
+                host.registry().lift_hold();
+                match e.try_into_panic() {
+                    Ok(panic) => crate::logging::internal_error(&fault::panic_message(&*panic)),
+                    Err(e) => PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")),
+                }
             })?;
         if let (Stopped::Abandoned(unfinished), Some(timeout)) = (stopped, timeout) {
             Python::attach(|py| crate::logging::report_abandoned(py, &unfinished, timeout));

@@ -112,11 +112,13 @@ pub fn close_and_cancel_all(host: &dyn Host, reason: CancelReason) {
     }
 }
 
-/// On the loop thread: cancel every unfinished call with `reason`, now. New
-/// calls are still taken (a stop that fails after this leaves the triggers
-/// running, as they were).
+/// On the loop thread: hold new calls and cancel every unfinished one with
+/// `reason`, now. Held, not closed: a stop that fails after this lifts the
+/// hold ([`Registry::lift_hold`]) and the triggers go on as they were; one
+/// that goes ahead closes. (Not held, a schedule re-armed by a cancelled
+/// call could start a new call before the stop closes.)
 pub fn cancel_all_now(host: &dyn Host, py: Python<'_>, reason: CancelReason) {
-    for call in host.registry().unfinished() {
+    for call in host.registry().hold() {
         host.cancel_now(py, &call, reason);
     }
 }

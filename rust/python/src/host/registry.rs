@@ -25,6 +25,10 @@ struct Inner {
     next_id: u64,
     /// Set by [`close`](Registry::close): no new call is taken.
     closed: bool,
+    /// Set by [`hold`](Registry::hold): no new call is taken until
+    /// [`lift_hold`](Registry::lift_hold) (a stop that failed) or for good
+    /// (a stop that closes).
+    held: bool,
 }
 
 impl Registry {
@@ -40,7 +44,7 @@ impl Registry {
     ) -> Option<Arc<Call>> {
         let call = {
             let mut inner = self.inner.lock();
-            if !inner.closed {
+            if !inner.closed && !inner.held {
                 let id = inner.next_id;
                 inner.next_id += 1;
                 let call = Arc::new(Call::new(name, id, start, to));
@@ -53,6 +57,26 @@ impl Registry {
         drop(call.0);
         call.1.deliver(None, None);
         None
+    }
+
+    /// Take no new call until [`lift_hold`](Self::lift_hold) or
+    /// [`close`](Self::close); the calls yet to finish, in order. What a stop
+    /// on the loop thread does before it cancels them there: a call ended by
+    /// that cancel must not make room for a new one before the stop closes.
+    pub fn hold(&self) -> Vec<Arc<Call>> {
+        let mut inner = self.inner.lock();
+        inner.held = true;
+        inner.calls.values().cloned().collect()
+    }
+
+    /// Take new calls again (the stop that held them failed).
+    pub fn lift_hold(&self) {
+        self.inner.lock().held = false;
+    }
+
+    /// Whether [`close`](Self::close) was called: no call will be taken again.
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
     }
 
     /// Take no new call from now on; the calls yet to finish, in order.

@@ -98,8 +98,14 @@ impl Schedule {
                 });
                 self.arm(next);
             }
-            // Not run: the host is stopping, or its loop is closed.
-            None => {}
+            // Not run: the host is closed (stopping, or its loop is gone) —
+            // or holds new calls for a stop that may yet fail: then the
+            // schedule goes on, and a stop that goes ahead stops it.
+            None => {
+                if !self.host.registry().is_closed() && !self.host.is_known_closed() {
+                    self.arm(next);
+                }
+            }
         }
     }
 
