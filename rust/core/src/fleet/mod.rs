@@ -193,14 +193,6 @@ impl Fleet {
         (config.claim_ttl / 4).min(Duration::from_secs(1))
     }
 
-    pub fn replica(&self) -> &str {
-        &self.replica
-    }
-
-    pub fn config(&self) -> &FleetConfig {
-        &self.config
-    }
-
     fn claim_key(key: &str, due: DateTime<Utc>) -> String {
         format!("{PREFIX}:claim:{key}:{}", grid::tick_id(due))
     }
