@@ -72,6 +72,12 @@ class RedisServer:
             self.process.wait()
             self.process = None
 
+    def __enter__(self) -> RedisServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def restart(self) -> None:
         """Stop and start again on the same port: every claim is lost."""
         self.stop()

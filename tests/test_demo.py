@@ -47,16 +47,14 @@ def test_example_runs(
 ) -> None:
     with contextlib.ExitStack() as stack:
         if example == "fleet_agent.py":  # needs a Redis: a real one of its own
-            server = RedisServer()
-            stack.callback(server.stop)
+            server = stack.enter_context(RedisServer())
             monkeypatch.setenv("REDIS_URL", server.url)
         runpy.run_path(str(EXAMPLES / example), run_name="__main__")
     assert "agent received" in capsys.readouterr().out
 
 
 def test_the_fleet_example_runs_each_tick_once() -> None:
-    server = RedisServer()
-    try:
+    with RedisServer() as server:
         done = subprocess.run(
             [sys.executable, str(EXAMPLES / "fleet_agent.py")],
             capture_output=True,
@@ -65,8 +63,6 @@ def test_the_fleet_example_runs_each_tick_once() -> None:
             check=False,
             env={**os.environ, "REDIS_URL": server.url},
         )
-    finally:
-        server.stop()
     assert done.returncode == 0, done.stderr
     ticks = [line.rsplit("tick due ", 1)[1] for line in done.stdout.splitlines() if "tick" in line]
     assert len(ticks) >= 5, done.stdout

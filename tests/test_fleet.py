@@ -29,11 +29,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RedisServer]:
-    redis = RedisServer()
-    try:
+    with RedisServer() as redis:
         yield redis
-    finally:
-        redis.stop()
 
 
 @pytest.fixture

@@ -275,11 +275,8 @@ def fleet_of(
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
     """A real redis-server of this test's own, stopped at the end."""
-    redis_server = RedisServer()
-    try:
+    with RedisServer() as redis_server:
         yield redis_server
-    finally:
-        redis_server.stop()
 
 
 def settled(fleet: Fleet) -> int:
@@ -509,11 +506,8 @@ def test_a_replica_stopped_gives_back_its_claim(tmp_path: Path, server: RedisSer
 @pytest.fixture
 def guarded_server() -> Iterator[RedisServer]:
     """A real redis-server of this test's own, with a password (`s3cret`)."""
-    redis_server = RedisServer(password="s3cret")
-    try:
+    with RedisServer(password="s3cret") as redis_server:
         yield redis_server
-    finally:
-        redis_server.stop()
 
 
 @pytest.mark.timeout(90)
