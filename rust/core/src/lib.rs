@@ -25,6 +25,7 @@ mod periodic;
 mod precise_timer;
 mod runner;
 mod source;
+mod stats;
 pub mod sync;
 mod tasks;
 mod trigger;
@@ -41,7 +42,8 @@ pub use periodic::{FixedRate, MissedTicks, PeriodicTimer, Ticker};
 pub use precise_timer::{TimerKey, call_at};
 pub use runner::TriggerRunner;
 pub use source::{Event, EventHandler, EventSource, SourceFactory, drive, source_trigger};
-pub use tasks::Tasks;
+pub use stats::{CallStats, Lateness, StatsSnapshot};
+pub use tasks::{TaskId, Tasks};
 pub use trigger::Trigger;
 pub use wall_clock::{SystemClock, WallClock};
 

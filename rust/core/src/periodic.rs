@@ -195,12 +195,13 @@ impl PeriodicTimer {
     }
 
     /// Run `on_due` on the timer thread at `due` (at once if it has passed),
-    /// unless stopped.
-    pub fn arm(&self, due: std::time::Instant, on_due: Arc<dyn Fn() + Send + Sync>) {
+    /// unless stopped; returns whether it was armed.
+    pub fn arm(&self, due: std::time::Instant, on_due: Arc<dyn Fn() + Send + Sync>) -> bool {
         let mut state = self.state.lock();
         if !state.stopped {
             state.armed = Some(call_at(due, on_due));
         }
+        !state.stopped
     }
 
     /// On the timer thread, as an armed tick runs: `false` if the schedule

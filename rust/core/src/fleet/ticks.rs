@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use super::grid::{self, EpochGrid};
 use super::{CLAIM_LEAD, Claim, Fleet, OnUnavailable, handover};
-use crate::CronSchedule;
 use crate::periodic::sleep_precisely_until;
 use crate::source::{Event, EventSource};
 use crate::wall_clock::{SystemClock, sleep_until};
+use crate::{CallStats, CronSchedule};
 
 /// When a keyed trigger's ticks are due: the same instants on every replica.
 #[derive(Clone, Debug)]
@@ -70,6 +70,8 @@ pub struct FleetTicks {
     /// The last tick of the schedule dealt with: the next one comes after it
     /// (and after now).
     last: Option<DateTime<Utc>>,
+    /// Where the ticks it skips, and its next tick, are recorded.
+    stats: Arc<CallStats>,
 }
 
 impl FleetTicks {
@@ -82,7 +84,22 @@ impl FleetTicks {
             given_back,
             pending: None,
             last: None,
+            stats: Arc::default(),
         }
+    }
+
+    /// Record the ticks it skips (late, or Redis unavailable under `Skip`)
+    /// and its next tick in `stats` (the trigger's).
+    #[must_use]
+    pub fn recording_in(mut self, stats: Arc<CallStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Count the tick due at `due` as skipped: too late to run safely.
+    fn skip_late(&self, due: DateTime<Utc>) {
+        self.stats.skipped(1);
+        self.fleet.skip_late(&self.key, due);
     }
 
     /// Whether `due` is past the point where this replica may still claim
@@ -100,7 +117,7 @@ impl FleetTicks {
         sleep_precisely_until(grid::monotonic(due).into()).await;
         if claimed.elapsed() > self.fleet.config.claim_ttl / 2 {
             self.fleet.release(&self.key, due);
-            self.fleet.skip_late(&self.key, due);
+            self.skip_late(due);
             return None;
         }
         Some(Event::Scheduled(due))
@@ -109,7 +126,7 @@ impl FleetTicks {
     /// A tick given back by a stopping replica: run here if this replica takes it over.
     async fn take_over(&mut self, due: DateTime<Utc>) -> Option<Event> {
         if self.fleet.too_late(due) {
-            self.fleet.skip_late(&self.key, due);
+            self.skip_late(due);
             return None;
         }
         let claimed = Instant::now();
@@ -148,6 +165,7 @@ impl EventSource for FleetTicks {
                     };
                     self.last = Some(due);
                     self.pending = Some(due);
+                    self.stats.set_next_call_at(Some(due));
                     due
                 }
             };
@@ -164,7 +182,7 @@ impl EventSource for FleetTicks {
             }
             self.pending = None;
             if self.too_late_to_claim(due) {
-                self.fleet.skip_late(&self.key, due);
+                self.skip_late(due);
                 continue;
             }
             let claimed = Instant::now();
@@ -177,6 +195,7 @@ impl EventSource for FleetTicks {
                 Claim::Lost => {}
                 Claim::Unavailable => match self.fleet.config.on_unavailable {
                     OnUnavailable::Skip => {
+                        self.stats.skipped(1);
                         self.fleet.counts.skipped.fetch_add(1, Ordering::Relaxed);
                     }
                     OnUnavailable::Run => {
