@@ -16,6 +16,10 @@ harness writes kept under the test's ``tmp_path``. The modes:
   ``agent_triggers.TriggerRunner`` over ``agent.conversation.connection`` (the
   connection the SDK hands its own runner); once their messages have reached the
   model, an ``agent.chat()`` turn keeps the agent busy.
+- ``interrupt``: an ``every`` trigger with ``delivery=INTERRUPT`` under our runner
+  over the agent's connection; while a turn is in flight (held at the model),
+  ``runner.run_now`` makes its call: ``deliver`` awaits the connection's own
+  ``cancel()`` and then sends, and the message reaches the model.
 
 The fake model (``FakeModel``, threads of its own in the test process) answers each
 ``POST .../models/NAME:streamGenerateContent?alt=sse`` with one SSE event (a
@@ -71,6 +75,8 @@ MARKERS = (
 )
 # What the send_when_idle trigger sends, once the busy turn is over.
 IDLE_MARKER = "tick-idle"
+# What the INTERRUPT trigger sends, into a busy agent.
+INTERRUPT_MARKER = "tick-interrupt"
 # The prompt of the busy turn: the fake model holds its first request.
 BUSY_PROMPT = "busy-prompt"
 # The fake model's reply to every request.
@@ -173,8 +179,53 @@ async def from_the_test() -> str:
     return line.strip()
 
 
+def record_cancels(connection: Any) -> list[bool]:
+    """Note, for each ``cancel()`` of ``connection``, whether the agent was idle then
+    (wrapped on the instance, as ``record_sends``)."""
+    cancels: list[bool] = []
+    cancel = connection.cancel
+
+    async def recording_cancel() -> None:
+        cancels.append(bool(connection.is_idle))
+        await cancel()
+
+    connection.cancel = recording_cancel
+    return cancels
+
+
+async def interrupt_session(base_url: str, root: Path) -> dict[str, Any]:
+    """The ``interrupt`` mode: an INTERRUPT delivery made by ``run_now`` mid-turn."""
+    report: dict[str, Any] = {}
+    async with Agent(agent_config(base_url, root, [])) as agent:
+        connection = agent.conversation.connection
+        sends = record_sends(connection)
+        cancels = record_cancels(connection)
+
+        async def interrupt(ctx: at.TriggerContext) -> None:
+            await ctx.deliver(INTERRUPT_MARKER)
+
+        trig = at.every(3600, interrupt, name="interrupt", delivery=at.TriggerDelivery.INTERRUPT)
+        async with at.TriggerRunner([trig], connection) as runner:
+            announce("started")
+            report["go"] = await from_the_test()
+            await agent.chat(BUSY_PROMPT)
+            report["is_idle_after_chat"] = repr(connection.is_idle)
+            announce("busy")
+            report["interrupt"] = await from_the_test()
+            await runner.run_now(trig)
+            (stats,) = runner.stats()
+            report["calls"], report["failures"] = stats.calls, stats.failures
+            announce("interrupted")
+            report["end"] = await from_the_test()
+    report["cancels"] = cancels
+    report["sends"] = [content for content, _ in sends]
+    return report
+
+
 async def agent_session(mode: str, base_url: str, root: Path) -> dict[str, Any]:
     """One session in ``mode`` (see the module docstring); returns what it observed."""
+    if mode == "interrupt":
+        return await interrupt_session(base_url, root)
     report: dict[str, Any] = {}
     began = asyncio.Event()
     inbox = root / "inbox"
@@ -468,6 +519,28 @@ async def test_our_runner_over_the_agents_connection_reaches_the_model_and_waits
     assert first_idle is not None
     assert answered_after is not None
     assert first_idle >= answered_after
+
+
+async def test_an_interrupt_delivery_cancels_the_agents_turn_then_sends(
+    fake_model: FakeModel, tmp_path: Path
+) -> None:
+    async with agent_process("interrupt", fake_model, tmp_path) as session:
+        await session.expect("started")
+        await session.tell("go")
+        await session.expect("busy")
+        # The turn's request is at the model, held: the agent is mid-turn.
+        await session.until_seen(BUSY_PROMPT)
+        await session.tell("interrupt")
+        await session.expect("interrupted")
+        await session.until_seen(INTERRUPT_MARKER)
+        fake_model.release.set()
+        code, err, report = await session.finish()
+    assert (code, err) == (0, "")
+    assert report["is_idle_after_chat"] == "False"
+    # cancel() was awaited once, on the busy agent, before the one send.
+    assert report["cancels"] == [False]
+    assert report["sends"] == [INTERRUPT_MARKER]
+    assert (report["calls"], report["failures"]) == (1, 0)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,38 @@ def test_demo_runs_and_exits_cleanly() -> None:
     assert "messages delivered" in lines[-1]
 
 
+def stats_rows(lines: list[str]) -> dict[str, list[str]]:
+    """The last stats table the demo printed, by trigger: each row's columns."""
+    header = max(i for i, line in enumerate(lines) if line.startswith("trigger "))
+    rows: dict[str, list[str]] = {}
+    for line in lines[header + 2 :]:
+        if not line or line.startswith(("summary: ", "trigger ", "[")):
+            break
+        columns = line.split()
+        rows[columns[0]] = columns
+    return rows
+
+
+def test_demo_operates_the_runner_and_ends_with_its_stats() -> None:
+    done = run_demo("--seconds", "3", "--stats")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    for action in ("added 'reminder'", "paused 'fast'", "resumed 'fast'"):
+        assert any(f"operator: {action}" in line for line in lines), done.stdout
+    # --stats: a table every second while it runs, and one at the end.
+    assert sum(line.startswith("trigger ") for line in lines) >= 3, done.stdout
+    rows = stats_rows(lines)
+    assert set(rows) == {"heartbeat", "fast", "clock", "files", "inbox", "reminder"}, rows
+    kind, state, calls, failures, skipped = rows["fast"][1:6]
+    assert (kind, failures) == ("every", "0")
+    assert int(calls) >= 1
+    assert int(skipped) >= 1, "paused for a second: its ticks were skipped"
+    assert state == "idle"
+    assert rows["reminder"][1:3] == ["after", "finished"]
+    assert lines[-1].startswith("summary: ")
+
+
 def test_demo_rejects_a_bad_duration() -> None:
     done = run_demo("--seconds", "0")
     assert done.returncode == 2

@@ -17,6 +17,8 @@ PUBLIC_NAMES = [
     "TriggerDelivery",
     "trigger",
     "AlreadyStartedError",
+    "RedisFleet",
+    "TriggerStats",
 ]
 
 

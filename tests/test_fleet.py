@@ -326,7 +326,11 @@ async def test_an_unreachable_redis_skips_ticks_with_one_warning() -> None:
         async with runner:
             await wait_for(lambda: messages_at(records, logging.WARNING))
             await asyncio.sleep(0.3)  # several more ticks, all skipped, none logged
+            # The trigger's stats count them (docs/contract.md §8: skipped, fleet).
+            await wait_for(lambda: runner.stats()[0].skipped >= 3)
     assert not calls
+    (stats,) = runner.stats()
+    assert (stats.calls, stats.failures) == (0, 0)
     (warning,) = messages_at(records, logging.WARNING)
     for word in ("unavailable", "skip", '"alone"'):
         assert word in warning

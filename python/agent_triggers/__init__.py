@@ -21,6 +21,7 @@ from agent_triggers._core import (
 )
 from agent_triggers._delivery import TriggerDelivery
 from agent_triggers._file_change import FileChange, FileChangeKind
+from agent_triggers._stats import TriggerStats
 from agent_triggers._trigger import Trigger, trigger
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "TriggerContext",
     "TriggerDelivery",
     "TriggerRunner",
+    "TriggerStats",
     "__version__",
     "after",
     "at",

@@ -5,7 +5,10 @@ into it: a heartbeat every second that waits for idle turns, a fast trigger ever
 0.25 s that sends immediately, a cron "clock" on each wall-clock second, a file
 watcher on a temporary folder that receives reports, and a custom coroutine
 trigger relaying events from a simulated inbox. Each delivered message is printed
-with how late it arrived against its ideal time; the last line sums up.
+with how late it arrived against its ideal time. Midway the runner is operated
+while it runs: a one-shot reminder is added, the fast trigger paused for a second
+(its ticks are skipped) and resumed. At the end ``runner.stats()`` is shown as a
+table (``--stats``: every second too); the last line sums up.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from agent_triggers import (
     TriggerContext,
     TriggerDelivery,
     TriggerRunner,
+    TriggerStats,
+    after,
     cron,
     every,
     on_file_change,
@@ -82,6 +87,27 @@ class Report:
         )
 
 
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.2f}"
+
+
+def stats_table(stats: list[TriggerStats]) -> str:
+    """``runner.stats()`` as a table: counts, lateness (ms) and the next call."""
+    header = (
+        f"{'trigger':<10} {'kind':<15} {'state':<9} {'calls':>5} {'fail':>4} {'skip':>4} "
+        f"{'late p50':>9} {'p99':>7} {'max':>7}  next call (UTC)"
+    )
+    rows = [header, "-" * len(header)]
+    for s in stats:
+        upcoming = s.next_call_at.strftime("%H:%M:%S.%f")[:-3] if s.next_call_at else "-"
+        rows.append(
+            f"{s.name:<10} {s.kind:<15} {s.state:<9} {s.calls:>5} {s.failures:>4} "
+            f"{s.skipped:>4} {_ms(s.lateness_p50):>9} {_ms(s.lateness_p99):>7} "
+            f"{_ms(s.lateness_max):>7}  {upcoming}"
+        )
+    return "\n".join(rows)
+
+
 def ideal_tick(started: float, interval: float) -> float:
     """The ideal time of the tick closest to now on the grid ``started + k*interval``."""
     k = max(1, round((time.perf_counter() - started) / interval))
@@ -105,7 +131,32 @@ def periodic_message(
     return callback
 
 
-async def run(seconds: float, reports_dir: Path) -> Report:
+async def operate(runner: TriggerRunner, report: Report, seconds: float) -> None:
+    """What an operator does while the runner runs: add a one-shot reminder, pause
+    the fast trigger for a second (its ticks are skipped, counted), resume it."""
+
+    async def remind(ctx: TriggerContext) -> None:
+        await ctx.deliver("reminder")
+        report.delivered("reminder", "reminder", time.perf_counter(), ctx.is_idle)
+
+    await asyncio.sleep(seconds * 0.3)
+    runner.add(after(0.5, remind, name="reminder", delivery=TriggerDelivery.SEND_IMMEDIATELY))
+    print(f"[{time.perf_counter() - report.started:7.3f}s] operator: added 'reminder'", flush=True)
+    runner.pause("fast")
+    print(f"[{time.perf_counter() - report.started:7.3f}s] operator: paused 'fast'", flush=True)
+    await asyncio.sleep(1.0)
+    runner.resume("fast")
+    print(f"[{time.perf_counter() - report.started:7.3f}s] operator: resumed 'fast'", flush=True)
+
+
+async def show_stats(runner: TriggerRunner) -> None:
+    """Print the stats table every second (``--stats``)."""
+    while True:
+        await asyncio.sleep(1.0)
+        print(stats_table(runner.stats()), flush=True)
+
+
+async def run(seconds: float, reports_dir: Path, live_stats: bool = False) -> Report:
     agent = SimulatedAgent()
     report = Report(started=time.perf_counter())
     inbox: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
@@ -165,10 +216,14 @@ async def run(seconds: float, reports_dir: Path) -> Report:
     ]
     report.started = time.perf_counter()
     async with runner:
+        background.append(asyncio.create_task(operate(runner, report, seconds)))
+        if live_stats:
+            background.append(asyncio.create_task(show_stats(runner)))
         await asyncio.sleep(seconds)
     for task in background:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
+    print(stats_table(runner.stats()), flush=True)
     return report
 
 
@@ -178,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Run five triggers against a simulated agent and show their timing.",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to run (default 5)")
+    parser.add_argument(
+        "--stats", action="store_true", help="print runner.stats() as a table every second"
+    )
     args = parser.parse_args(argv)
     if not args.seconds > 0:
         parser.error("--seconds must be positive")
@@ -188,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="agent-triggers-demo-") as reports_dir:
-        report = asyncio.run(run(args.seconds, Path(reports_dir)))
+        report = asyncio.run(run(args.seconds, Path(reports_dir), live_stats=args.stats))
     worst = ", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(report.worst.items()))
     print(
         f"summary: {report.count} messages delivered in {args.seconds:g} s; worst lateness: {worst}"

@@ -13,6 +13,7 @@ from typing_extensions import Self, disjoint_base
 
 from agent_triggers._delivery import TriggerDelivery
 from agent_triggers._file_change import FileChange
+from agent_triggers._stats import TriggerStats
 from agent_triggers._trigger import Trigger
 
 __all__ = [
@@ -148,6 +149,22 @@ class TriggerRunner:
         """``True`` while any trigger task is still running: ``False`` once every
         trigger has returned, after ``stop()``, and once the loop that started the
         runner is closed (the runner then stops, and can be started on another loop)."""
+    def add(self, trigger: TriggerCallable | Trigger | NativeTrigger) -> None:
+        """Add ``trigger``; a started runner starts it at once (its schedule counts
+        from now). Called on the runner's loop while it is started."""
+    async def remove(self, trigger: TriggerCallable | Trigger | NativeTrigger | str) -> None:
+        """Remove ``trigger`` (the object, or every trigger with that name); cancel
+        it and wait for its cleanup, like ``stop()``. ``KeyError`` if none matches."""
+    def pause(self, trigger: NativeTrigger | str) -> None:
+        """No call of ``trigger`` starts until ``resume()``; ticks due meanwhile are
+        skipped (counted). Native triggers only (``TypeError`` otherwise)."""
+    def resume(self, trigger: NativeTrigger | str) -> None:
+        """Calls start again, on the schedule's grid; the failures in a row start over."""
+    async def run_now(self, trigger: NativeTrigger | str) -> None:
+        """One extra call now, paused or not, after the call under way (if any);
+        returns when it has ended. ``RuntimeError`` if the runner is not started."""
+    def stats(self) -> list[TriggerStats]:
+        """A ``TriggerStats`` snapshot per trigger, in order."""
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self,
@@ -172,6 +189,9 @@ class NativeTrigger:
     @property
     def key(self) -> str | None:
         """Its key in a fleet (``key=``), or ``None``."""
+    @property
+    def max_consecutive_failures(self) -> int | None:
+        """Failing calls in a row after which it pauses itself, or ``None``."""
     def __call__(self, ctx: Any) -> Coroutine[Any, Any, None]:
         """A coroutine running the trigger on its own until cancelled (or done)."""
     def __copy__(self) -> Self:
@@ -225,6 +245,7 @@ def every(
     name: str | None = None,
     delivery: TriggerDelivery | None = None,
     key: str | None = None,
+    max_consecutive_failures: int | None = None,
 ) -> PeriodicTrigger:
     """A trigger that calls ``await callback(ctx)`` every ``interval`` seconds.
 
@@ -240,6 +261,7 @@ def cron(
     name: str | None = None,
     delivery: TriggerDelivery | None = None,
     key: str | None = None,
+    max_consecutive_failures: int | None = None,
 ) -> CronTrigger:
     """A trigger that calls ``await callback(ctx)`` whenever ``expression`` matches.
 
@@ -254,6 +276,7 @@ def after(
     name: str | None = None,
     delivery: TriggerDelivery | None = None,
     key: None = None,
+    max_consecutive_failures: int | None = None,
 ) -> OneShotTrigger:
     """A trigger that calls ``await callback(ctx)`` once, ``delay`` seconds after start."""
 
@@ -264,6 +287,7 @@ def at(
     name: str | None = None,
     delivery: TriggerDelivery | None = None,
     key: str | None = None,
+    max_consecutive_failures: int | None = None,
 ) -> OneShotTrigger:
     """A trigger that calls ``await callback(ctx)`` once, at the aware datetime ``when``."""
 
@@ -276,6 +300,7 @@ def on_file_change(
     debounce: Interval | None = None,
     delivery: TriggerDelivery | None = None,
     key: None = None,
+    max_consecutive_failures: int | None = None,
 ) -> FileChangeTrigger:
     """A trigger that calls ``await callback(ctx, changes)`` when files at ``path`` change.
 

@@ -20,6 +20,9 @@ class TriggerDelivery(str, enum.Enum):
     SEND_IMMEDIATELY = "send_immediately"
     """Send at once, even while the agent is mid-turn."""
 
+    INTERRUPT = "interrupt"
+    """Stop the agent's current turn (``await connection.cancel()``), then send."""
+
 
 async def send_when_idle(
     wait_for_idle: Callable[[], Awaitable[object]] | None,
@@ -48,6 +51,20 @@ async def send_when_idle(
     while not ctx.is_idle:
         await asyncio.sleep(0)  # the loop runs on, even for a contradictory connection
         await wait_for_idle()
+    await send(content)
+
+
+async def interrupt_then_send(
+    cancel: Callable[[], Awaitable[object]],
+    send: Callable[[str], Awaitable[object]],
+    content: str,
+) -> None:
+    """Await ``cancel()`` (the agent's turn is stopped), then ``send(content)``.
+
+    The awaitable behind an ``INTERRUPT`` delivery; both steps run in the
+    awaiting task, so cancelling it cancels whichever step is under way.
+    """
+    await cancel()
     await send(content)
 
 

@@ -26,3 +26,15 @@ def report_abandoned(unfinished: list[str], timeout: float) -> None:
         timeout,
         ", ".join(repr(name) for name in unfinished) or "(nothing: it finished meanwhile)",
     )
+
+
+def report_paused(trigger_name: str, failures: int) -> None:
+    """Log, at WARNING, that a trigger paused itself (``max_consecutive_failures``)."""
+    logger.warning(
+        "trigger %r paused itself after %d failing calls in a row "
+        "(max_consecutive_failures=%d); runner.resume(%r) starts it again",
+        trigger_name,
+        failures,
+        failures,
+        trigger_name,
+    )

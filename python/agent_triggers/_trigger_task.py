@@ -19,8 +19,14 @@ from typing import Any
 from agent_triggers._logging import report_failure
 
 
-async def run_trigger(name: str, trigger: Callable[[Any], Any], ctx: object) -> None:
-    """Run ``trigger(ctx)`` to its end; log (not raise) how it failed.
+async def run_trigger(
+    name: str,
+    trigger: Callable[[Any], Any],
+    record_failure: Callable[[BaseException], None],
+    ctx: object,
+) -> None:
+    """Run ``trigger(ctx)`` to its end; log (not raise) how it failed, and tell
+    ``record_failure`` (the runner's stats).
 
     A cancellation asked for (by ``stop()``, or the loop's shutdown) goes on up,
     as do ``KeyboardInterrupt`` and ``SystemExit`` (the loop re-raises them) and
@@ -41,8 +47,10 @@ async def run_trigger(name: str, trigger: Callable[[Any], Any], ctx: object) -> 
         if not _cancelled_by_nobody():
             raise
         report_failure(name, exc)
+        record_failure(exc)
     except Exception as exc:  # noqa: BLE001 - a failing trigger must not disturb the loop
         report_failure(name, exc)
+        record_failure(exc)
 
 
 def _cancelled_by_nobody() -> bool:
@@ -50,3 +58,8 @@ def _cancelled_by_nobody() -> bool:
         return False
     task = asyncio.current_task()
     return task is not None and task.cancelling() == 0
+
+
+async def nothing() -> None:
+    """What a call that must not run after all (its trigger was paused while it
+    waited for the loop) awaits instead of the trigger's callback."""

@@ -23,4 +23,14 @@ pub trait Connection: Send + Sync {
     async fn wait_for_idle(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Stop the agent's current turn (what [`TriggerDelivery::Interrupt`]
+    /// does before it sends). A connection that cannot says so with an error.
+    ///
+    /// [`TriggerDelivery::Interrupt`]: crate::TriggerDelivery::Interrupt
+    async fn cancel(&self) -> Result<()> {
+        Err(crate::Error::InvalidArgument(
+            "the connection has no cancel(): an INTERRUPT delivery needs one".into(),
+        ))
+    }
 }

@@ -58,6 +58,10 @@ impl TriggerContext {
         match self.delivery {
             TriggerDelivery::WaitIdle => self.send_when_idle(content).await,
             TriggerDelivery::SendImmediately => self.send(content).await,
+            TriggerDelivery::Interrupt => {
+                self.connection.cancel().await?;
+                self.send(content).await
+            }
         }
     }
 

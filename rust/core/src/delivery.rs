@@ -8,4 +8,7 @@ pub enum TriggerDelivery {
     WaitIdle,
     /// Send at once, even while the agent is mid-turn.
     SendImmediately,
+    /// Stop the agent's current turn ([`Connection::cancel`](crate::Connection::cancel)),
+    /// then send.
+    Interrupt,
 }

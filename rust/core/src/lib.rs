@@ -42,7 +42,7 @@ pub use periodic::{FixedRate, MissedTicks, PeriodicTimer, Ticker};
 pub use precise_timer::{TimerKey, call_at};
 pub use runner::TriggerRunner;
 pub use source::{Event, EventHandler, EventSource, SourceFactory, drive, source_trigger};
-pub use stats::{CallStats, Lateness, StatsSnapshot};
+pub use stats::{CallStats, Lateness, RecordTicks, StatsSnapshot};
 pub use tasks::{TaskId, Tasks};
 pub use trigger::Trigger;
 pub use wall_clock::{SystemClock, WallClock};

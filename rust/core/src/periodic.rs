@@ -38,10 +38,11 @@ impl Default for MissedTicks {
 
 /// A fixed-rate grid: tick `k` is due at `start + k·period` (`k ≥ 1`). How
 /// long the caller takes between ticks does not move later deadlines.
+/// (Only the default [`MissedTicks`] is built: a grid keeps no policy of its
+/// own, which keeps every schedule 16 bytes smaller.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FixedRate {
     period: Duration,
-    missed: MissedTicks,
 }
 
 impl FixedRate {
@@ -51,10 +52,7 @@ impl FixedRate {
     /// If `period` is zero.
     pub fn new(period: Duration) -> Self {
         assert!(!period.is_zero(), "a schedule's period must be positive");
-        Self {
-            period,
-            missed: MissedTicks::default(),
-        }
+        Self { period }
     }
 
     /// The period between ticks.
@@ -73,7 +71,7 @@ impl FixedRate {
             + std::ops::Add<Duration, Output = I>
             + std::ops::Sub<I, Output = Duration>,
     {
-        let MissedTicks::Skip { late } = self.missed;
+        let MissedTicks::Skip { late } = MissedTicks::default();
         if now >= due + late.min(self.period) {
             let behind = (now - due).as_nanos() / self.period.as_nanos();
             due + self.period * u32::try_from(behind + 1).unwrap_or(u32::MAX)

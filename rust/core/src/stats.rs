@@ -23,33 +23,38 @@ const NONE: i64 = i64::MIN;
 /// Significant decimal digits the lateness histogram keeps (1% resolution).
 const SIGNIFICANT_DIGITS: u8 = 2;
 
-/// The calls of one trigger, as they happen.
+/// The calls of one trigger, as they happen. Small (it is kept for every
+/// trigger, most of them idle): the counts every call touches inline, the
+/// rest in a box made by the first failure or scheduled call.
 #[derive(Debug)]
 pub struct CallStats {
     calls: AtomicU64,
-    failures: AtomicU64,
     consecutive_failures: AtomicU64,
     skipped: AtomicU64,
     last_call_at: AtomicI64,
     next_call_at: AtomicI64,
+    rare: Mutex<Option<Box<Rare>>>,
+}
+
+/// What only a trigger that has failed, or made a scheduled call, needs.
+#[derive(Debug, Default)]
+struct Rare {
+    failures: u64,
+    last_error: Option<Arc<str>>,
+    lateness: Option<Histogram<u32>>,
     /// Microseconds late, exactly (the histogram rounds).
-    lateness_max: AtomicU64,
-    lateness: Mutex<Option<Box<Histogram<u32>>>>,
-    last_error: Mutex<Option<Arc<str>>>,
+    lateness_max: u64,
 }
 
 impl Default for CallStats {
     fn default() -> Self {
         Self {
             calls: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
             consecutive_failures: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             last_call_at: AtomicI64::new(NONE),
             next_call_at: AtomicI64::new(NONE),
-            lateness_max: AtomicU64::new(0),
-            lateness: Mutex::new(None),
-            last_error: Mutex::new(None),
+            rare: Mutex::new(None),
         }
     }
 }
@@ -76,6 +81,25 @@ pub struct StatsSnapshot {
     pub last_error: Option<Arc<str>>,
 }
 
+/// Where a source that skips ticks on its own (a fleet's) records them, and
+/// its next tick.
+pub trait RecordTicks: Send + Sync {
+    /// `count` ticks came due and made no call.
+    fn skipped(&self, count: u64);
+    /// When the next call is due, as far as is known (`None`: no call is).
+    fn set_next_call_at(&self, at: Option<DateTime<Utc>>);
+}
+
+impl RecordTicks for CallStats {
+    fn skipped(&self, count: u64) {
+        CallStats::skipped(self, count);
+    }
+
+    fn set_next_call_at(&self, at: Option<DateTime<Utc>>) {
+        CallStats::set_next_call_at(self, at);
+    }
+}
+
 fn to_micros(at: Option<DateTime<Utc>>) -> i64 {
     at.map_or(NONE, |at| at.timestamp_micros())
 }
@@ -95,13 +119,14 @@ impl CallStats {
             .store(at.timestamp_micros(), Ordering::Relaxed);
         let Some(late) = late else { return };
         let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-        self.lateness_max.fetch_max(micros, Ordering::Relaxed);
-        let mut lateness = self.lateness.lock();
-        let histogram = lateness.get_or_insert_with(|| {
+        let mut rare = self.rare.lock();
+        let rare = rare.get_or_insert_with(Box::default);
+        rare.lateness_max = rare.lateness_max.max(micros);
+        let histogram = rare.lateness.get_or_insert_with(|| {
             let mut histogram = Histogram::new(SIGNIFICANT_DIGITS)
                 .expect("two significant digits are within the histogram's range");
             histogram.auto(true);
-            Box::new(histogram)
+            histogram
         });
         // With auto-resize a value is out of range only past what memory can
         // index: then it counts as the largest trackable one.
@@ -118,8 +143,12 @@ impl CallStats {
 
     /// A call failed with `error`; returns the failures in a row so far.
     pub fn failed(&self, error: &str) -> u64 {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        *self.last_error.lock() = Some(error.into());
+        {
+            let mut rare = self.rare.lock();
+            let rare = rare.get_or_insert_with(Box::default);
+            rare.failures += 1;
+            rare.last_error = Some(error.into());
+        }
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -145,20 +174,34 @@ impl CallStats {
 
     /// A copy of the figures now; allocates nothing per call recorded.
     pub fn snapshot(&self) -> StatsSnapshot {
-        let lateness = self.lateness.lock().as_ref().map(|histogram| Lateness {
-            p50: Duration::from_micros(histogram.value_at_quantile(0.50)),
-            p99: Duration::from_micros(histogram.value_at_quantile(0.99)),
-            max: Duration::from_micros(self.lateness_max.load(Ordering::Relaxed)),
-        });
+        let (failures, last_error, lateness) = match self.rare.lock().as_deref() {
+            None => (0, None, None),
+            Some(rare) => {
+                let lateness = rare.lateness.as_ref().map(|histogram| {
+                    // The histogram rounds within its resolution, the max is
+                    // exact: a percentile is never shown above it.
+                    let max = rare.lateness_max;
+                    let at = |quantile| {
+                        Duration::from_micros(histogram.value_at_quantile(quantile).min(max))
+                    };
+                    Lateness {
+                        p50: at(0.50),
+                        p99: at(0.99),
+                        max: Duration::from_micros(max),
+                    }
+                });
+                (rare.failures, rare.last_error.clone(), lateness)
+            }
+        };
         StatsSnapshot {
             calls: self.calls.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
+            failures,
             consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             last_call_at: from_micros(self.last_call_at.load(Ordering::Relaxed)),
             next_call_at: self.next_call_at(),
             lateness,
-            last_error: self.last_error.lock().clone(),
+            last_error,
         }
     }
 }
@@ -199,6 +242,7 @@ mod tests {
         }
         stats.started(Utc::now(), Some(Duration::from_micros(123_457)));
         let lateness = stats.snapshot().lateness.unwrap();
+        assert!(lateness.p50 <= lateness.p99 && lateness.p99 <= lateness.max);
         let close =
             |got: Duration, want: f64| (got.as_micros() as f64 - want).abs() <= want / 100.0;
         assert!(close(lateness.p50, 501.0), "{lateness:?}");
@@ -207,10 +251,24 @@ mod tests {
     }
 
     #[test]
+    fn a_percentile_is_never_above_the_max() {
+        let stats = CallStats::default();
+        // 899 µs is stored in a bucket whose highest equivalent value is above it.
+        for _ in 0..100 {
+            stats.started(Utc::now(), Some(Duration::from_micros(899)));
+        }
+        let lateness = stats.snapshot().lateness.unwrap();
+        assert_eq!(lateness.p99, Duration::from_micros(899));
+        assert_eq!(lateness.max, Duration::from_micros(899));
+    }
+
+    #[test]
     fn an_idle_trigger_holds_no_histogram() {
         let stats = CallStats::default();
         stats.set_next_call_at(Some(Utc::now()));
-        assert!(stats.lateness.lock().is_none());
+        stats.started(Utc::now(), None);
+        assert!(stats.rare.lock().is_none());
+        assert!(std::mem::size_of::<CallStats>() <= 64);
         assert!(stats.snapshot().next_call_at.is_some());
     }
 }

@@ -181,3 +181,31 @@ impl<'a, 'py> FromPyObject<'a, 'py> for StopTimeout {
         Ok(Self(duration))
     }
 }
+
+/// A count of at least one (`max_consecutive_failures=`): an `int` (not a
+/// `bool`), else `TypeError`; under 1 or past `u32::MAX`, `ValueError` — both
+/// naming `argument`.
+pub fn positive_count(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<u32> {
+    if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "{argument} must be an int or None, not {}",
+            type_name(value)
+        )));
+    }
+    match value.extract::<i64>() {
+        Ok(count) if count >= 1 => u32::try_from(count).map_err(|_| {
+            PyValueError::new_err(format!(
+                "{argument} must be at most {}, not {count}",
+                u32::MAX
+            ))
+        }),
+        Ok(count) => Err(PyValueError::new_err(format!(
+            "{argument} must be at least 1 (or None for no limit), not {count}"
+        ))),
+        Err(_) => Err(PyValueError::new_err(format!(
+            "{argument} must be at most {}, not {}",
+            u32::MAX,
+            shown(value)
+        ))),
+    }
+}

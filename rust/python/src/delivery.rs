@@ -17,6 +17,7 @@ pub fn to_python(py: Python<'_>, delivery: TriggerDelivery) -> PyResult<Bound<'_
     let member = match delivery {
         TriggerDelivery::WaitIdle => "WAIT_IDLE",
         TriggerDelivery::SendImmediately => "SEND_IMMEDIATELY",
+        TriggerDelivery::Interrupt => "INTERRUPT",
     };
     python_enum(py)?.getattr(member)
 }
@@ -38,8 +39,8 @@ pub fn from_python(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<Trigger
     } else if value.is_instance_of::<PyString>() {
         class.call1((value,)).map_err(|_| {
             PyValueError::new_err(format!(
-                "{argument} must be TriggerDelivery.WAIT_IDLE or TriggerDelivery.SEND_IMMEDIATELY, \
-                 got {value}"
+                "{argument} must be TriggerDelivery.WAIT_IDLE, TriggerDelivery.SEND_IMMEDIATELY \
+                 or TriggerDelivery.INTERRUPT, got {value}"
             ))
         })?
     } else {
@@ -48,9 +49,10 @@ pub fn from_python(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<Trigger
             type_name(value)
         )));
     };
-    if member.is(&to_python(py, TriggerDelivery::SendImmediately)?) {
-        Ok(TriggerDelivery::SendImmediately)
-    } else {
-        Ok(TriggerDelivery::WaitIdle)
+    for delivery in [TriggerDelivery::SendImmediately, TriggerDelivery::Interrupt] {
+        if member.is(&to_python(py, delivery)?) {
+            return Ok(delivery);
+        }
     }
+    Ok(TriggerDelivery::WaitIdle)
 }

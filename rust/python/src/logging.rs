@@ -39,6 +39,16 @@ pub fn report_abandoned(py: Python<'_>, unfinished: &[String], timeout: std::tim
     }
 }
 
+/// Log (WARNING, logger `agent_triggers`) that trigger `name` paused itself
+/// after `failures` failing calls in a row.
+pub fn report_paused(py: Python<'_>, name: &str, failures: u32) {
+    let reported =
+        python::bound(py).and_then(|bound| bound.report_paused.bind(py).call1((name, failures)));
+    if let Err(err) = reported {
+        err.write_unraisable(py, None);
+    }
+}
+
 /// The error a caught Rust panic becomes: a bug of ours, said so.
 pub fn internal_error(panic_message: &str) -> PyErr {
     PyRuntimeError::new_err(format!(

@@ -7,7 +7,7 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyType;
+use pyo3::types::{IntoPyDict, PyType};
 
 /// The bound objects; see [`bound`].
 pub struct Imports {
@@ -19,14 +19,22 @@ pub struct Imports {
     pub run_native: Py<PyAny>,
     /// `agent_triggers._delivery.send_when_idle`.
     pub send_when_idle: Py<PyAny>,
+    /// `agent_triggers._delivery.interrupt_then_send`.
+    pub interrupt_then_send: Py<PyAny>,
     /// `agent_triggers._delivery.TriggerDelivery`.
     pub delivery_enum: Py<PyType>,
     /// `agent_triggers._file_change.FileChange` and `FileChangeKind`.
     pub file_change: Py<PyType>,
     pub file_change_kind: Py<PyType>,
-    /// `agent_triggers._logging.report_failure` and `report_abandoned`.
+    /// `agent_triggers._logging.report_failure`, `report_abandoned` and
+    /// `report_paused`.
     pub report_failure: Py<PyAny>,
     pub report_abandoned: Py<PyAny>,
+    pub report_paused: Py<PyAny>,
+    /// `agent_triggers._trigger_task.nothing`: what a declined call awaits.
+    pub nothing: Py<PyAny>,
+    /// `agent_triggers._stats.TriggerStats`.
+    pub trigger_stats: Py<PyAny>,
     /// The standard library's.
     pub partial: Py<PyAny>,
     pub coroutine_type: Py<PyType>,
@@ -59,11 +67,15 @@ pub fn bound(py: Python<'_>) -> PyResult<&Imports> {
             run_trigger: get("agent_triggers._trigger_task", "run_trigger")?,
             run_native: get("agent_triggers._schedule", "run_native")?,
             send_when_idle: get("agent_triggers._delivery", "send_when_idle")?,
+            interrupt_then_send: get("agent_triggers._delivery", "interrupt_then_send")?,
             delivery_enum: class("agent_triggers._delivery", "TriggerDelivery")?,
             file_change: class("agent_triggers._file_change", "FileChange")?,
             file_change_kind: class("agent_triggers._file_change", "FileChangeKind")?,
             report_failure: get("agent_triggers._logging", "report_failure")?,
             report_abandoned: get("agent_triggers._logging", "report_abandoned")?,
+            report_paused: get("agent_triggers._logging", "report_paused")?,
+            nothing: get("agent_triggers._trigger_task", "nothing")?,
+            trigger_stats: get("agent_triggers._stats", "TriggerStats")?,
             partial: get("functools", "partial")?,
             coroutine_type: class("types", "CoroutineType")?,
             ensure_future: get("asyncio", "ensure_future")?,
@@ -76,4 +88,22 @@ pub fn bound(py: Python<'_>) -> PyResult<&Imports> {
             fspath: get("os", "fspath")?,
         })
     })
+}
+
+/// `at` as an aware `datetime` in UTC, to the microsecond.
+pub fn utc_datetime(
+    py: Python<'_>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> PyResult<Bound<'_, PyAny>> {
+    let bound = bound(py)?;
+    let utc = bound.timezone.bind(py).getattr(pyo3::intern!(py, "utc"))?;
+    let epoch = bound
+        .datetime
+        .bind(py)
+        .call1((1970, 1, 1, 0, 0, 0, 0, utc))?;
+    let since = bound.timedelta.bind(py).call(
+        (),
+        Some(&[("microseconds", at.timestamp_micros())].into_py_dict(py)?),
+    )?;
+    epoch.call_method1(pyo3::intern!(py, "__add__"), (since,))
 }

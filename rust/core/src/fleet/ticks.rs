@@ -13,7 +13,7 @@ use super::{CLAIM_LEAD, Claim, Fleet, OnUnavailable, handover};
 use crate::periodic::sleep_precisely_until;
 use crate::source::{Event, EventSource};
 use crate::wall_clock::{SystemClock, sleep_until};
-use crate::{CallStats, CronSchedule};
+use crate::{CronSchedule, RecordTicks};
 
 /// When a keyed trigger's ticks are due: the same instants on every replica.
 #[derive(Clone, Debug)]
@@ -71,7 +71,7 @@ pub struct FleetTicks {
     /// (and after now).
     last: Option<DateTime<Utc>>,
     /// Where the ticks it skips, and its next tick, are recorded.
-    stats: Arc<CallStats>,
+    stats: Option<Arc<dyn RecordTicks>>,
 }
 
 impl FleetTicks {
@@ -84,22 +84,28 @@ impl FleetTicks {
             given_back,
             pending: None,
             last: None,
-            stats: Arc::default(),
+            stats: None,
         }
     }
 
     /// Record the ticks it skips (late, or Redis unavailable under `Skip`)
     /// and its next tick in `stats` (the trigger's).
     #[must_use]
-    pub fn recording_in(mut self, stats: Arc<CallStats>) -> Self {
-        self.stats = stats;
+    pub fn recording_in(mut self, stats: Arc<dyn RecordTicks>) -> Self {
+        self.stats = Some(stats);
         self
     }
 
     /// Count the tick due at `due` as skipped: too late to run safely.
     fn skip_late(&self, due: DateTime<Utc>) {
-        self.stats.skipped(1);
+        self.record_skip();
         self.fleet.skip_late(&self.key, due);
+    }
+
+    fn record_skip(&self) {
+        if let Some(stats) = &self.stats {
+            stats.skipped(1);
+        }
     }
 
     /// Whether `due` is past the point where this replica may still claim
@@ -165,7 +171,9 @@ impl EventSource for FleetTicks {
                     };
                     self.last = Some(due);
                     self.pending = Some(due);
-                    self.stats.set_next_call_at(Some(due));
+                    if let Some(stats) = &self.stats {
+                        stats.set_next_call_at(Some(due));
+                    }
                     due
                 }
             };
@@ -195,7 +203,7 @@ impl EventSource for FleetTicks {
                 Claim::Lost => {}
                 Claim::Unavailable => match self.fleet.config.on_unavailable {
                     OnUnavailable::Skip => {
-                        self.stats.skipped(1);
+                        self.record_skip();
                         self.fleet.counts.skipped.fetch_add(1, Ordering::Relaxed);
                     }
                     OnUnavailable::Run => {

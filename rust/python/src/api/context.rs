@@ -1,17 +1,17 @@
 //! `TriggerContext`: the handle a Python trigger uses to talk to the agent.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use agent_triggers_core::TriggerDelivery;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{IntoPyDict, PyString};
+use pyo3::types::PyString;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::arguments::type_name;
 use crate::delivery;
 use crate::run::connection::PyConnection;
-use crate::run::plan::ScheduledAt;
+use crate::run::handle::TriggerHandle;
 
 /// Handle given to each trigger: sends messages into the agent.
 ///
@@ -30,24 +30,26 @@ pub struct TriggerContext {
     /// [`PyConnection::clone_ref`]).
     connection: PyConnection,
     delivery: TriggerDelivery,
-    /// Its trigger's calls' scheduled instant (`None` for a context made by
-    /// the user: no schedule calls through it).
-    scheduled_at: Option<ScheduledAt>,
+    /// Its trigger's handle, which keeps the scheduled instant of the call
+    /// under way (`None` for a context made by the user: no schedule calls
+    /// through it).
+    /// (Weak: the handle keeps this context, in the arguments of its calls.)
+    handle: Option<Weak<TriggerHandle>>,
 }
 
 impl TriggerContext {
     /// A trigger's context, on `connection`, delivering with `delivery`
-    /// (the run layer's [`MakeContext`](crate::run::plan::MakeContext)).
+    /// (the run layer's [`MakeContext`](crate::run::handle::MakeContext)).
     pub fn make<'py>(
         py: Python<'py>,
         connection: &PyConnection,
         delivery: TriggerDelivery,
-        scheduled_at: &ScheduledAt,
+        handle: &Arc<TriggerHandle>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let context = Self {
             connection: connection.clone_ref(py),
             delivery,
-            scheduled_at: Some(Arc::clone(scheduled_at)),
+            handle: Some(Arc::downgrade(handle)),
         };
         Ok(Bound::new(py, context)?.into_any())
     }
@@ -68,7 +70,7 @@ impl TriggerContext {
         Ok(Self {
             connection: PyConnection::new(connection)?,
             delivery: TriggerDelivery::WaitIdle,
-            scheduled_at: None,
+            handle: None,
         })
     }
 
@@ -101,7 +103,9 @@ impl TriggerContext {
 
     /// Send ``content`` according to the owning trigger's ``delivery``:
     /// ``WAIT_IDLE`` (the default) as ``send_when_idle``, ``SEND_IMMEDIATELY``
-    /// as ``send``.
+    /// as ``send``, ``INTERRUPT`` as ``await connection.cancel()`` (the agent's
+    /// current turn is stopped) then ``send`` — a ``TypeError`` naming
+    /// ``cancel`` if the connection has none.
     fn deliver<'py>(
         slf: &Bound<'py, Self>,
         content: &Bound<'py, PyAny>,
@@ -109,6 +113,17 @@ impl TriggerContext {
         match slf.get().delivery {
             TriggerDelivery::WaitIdle => Self::send_when_idle(slf, content),
             TriggerDelivery::SendImmediately => slf.get().send(content),
+            TriggerDelivery::Interrupt => {
+                let py = content.py();
+                let content = message(content)?;
+                let this = slf.get();
+                let helper = crate::python::bound(py)?.interrupt_then_send.bind(py);
+                helper.call1((
+                    this.connection.cancel_method(py)?,
+                    this.connection.send_method(py),
+                    content,
+                ))
+            }
         }
     }
 
@@ -129,23 +144,11 @@ impl TriggerContext {
     /// replica; ``None`` otherwise (between calls, for other triggers).
     #[getter]
     fn scheduled_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(due) = self.scheduled_at.as_ref().and_then(|at| *at.lock()) else {
+        let handle = self.handle.as_ref().and_then(Weak::upgrade);
+        let Some(due) = handle.and_then(|handle| handle.scheduled_at()) else {
             return Ok(None);
         };
-        let bound = crate::python::bound(py)?;
-        let utc = bound.timezone.bind(py).getattr(pyo3::intern!(py, "utc"))?;
-        let epoch = bound
-            .datetime
-            .bind(py)
-            .call1((1970, 1, 1, 0, 0, 0, 0, utc))?;
-        let micros = due.timestamp_micros();
-        let since = bound
-            .timedelta
-            .bind(py)
-            .call((), Some(&[("microseconds", micros)].into_py_dict(py)?))?;
-        Ok(Some(
-            epoch.call_method1(pyo3::intern!(py, "__add__"), (since,))?,
-        ))
+        crate::python::utc_datetime(py, due).map(Some)
     }
 
     /// The connection messages are sent into.

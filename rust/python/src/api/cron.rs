@@ -79,7 +79,7 @@ fn fixed_offset_zone(tz: &Bound<'_, PyAny>) -> PyResult<String> {
     )))
 }
 
-/// cron(expression, callback, *, tz=None, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None)
+/// cron(expression, callback, *, tz=None, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None, max_consecutive_failures=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx)`` at each time ``expression``
@@ -106,7 +106,8 @@ fn fixed_offset_zone(tz: &Bound<'_, PyAny>) -> PyResult<String> {
 /// occurrences passed meanwhile are skipped. A callback that raises is logged
 /// and the schedule goes on. ``trig(ctx)`` runs it on its own, as ``every``.
 #[pyfunction]
-#[pyo3(signature = (expression, callback, *, tz = None, name = None, delivery = None, key = None))]
+#[allow(clippy::too_many_arguments)] // the contract's keywords, each checked
+#[pyo3(signature = (expression, callback, *, tz = None, name = None, delivery = None, key = None, max_consecutive_failures = None))]
 pub fn cron(
     py: Python<'_>,
     expression: &Bound<'_, PyAny>,
@@ -115,6 +116,7 @@ pub fn cron(
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
     key: Option<&Bound<'_, PyAny>>,
+    max_consecutive_failures: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<CronTrigger>> {
     let expression = str_argument(expression, "expression")?;
     let tz = tz.filter(|tz| !tz.is_none()).map(zone_name).transpose()?;
@@ -127,7 +129,8 @@ pub fn cron(
         delivery,
         SourceSpec::Cron(Arc::new(schedule)),
     )?
-    .keyed(key)?;
+    .keyed(key)?
+    .failure_limit(max_consecutive_failures)?;
     Py::new(
         py,
         PyClassInitializer::from(base).add_subclass(CronTrigger { expression, tz }),

@@ -25,7 +25,7 @@ impl PeriodicTrigger {
     }
 }
 
-/// every(interval, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None)
+/// every(interval, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None, max_consecutive_failures=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx)`` every ``interval`` seconds.
@@ -43,6 +43,9 @@ impl PeriodicTrigger {
 ///   k*interval`` (``phase`` derived from the key), so the first call comes
 ///   within one interval of start. ``ValueError`` if the interval is under
 ///   1 ms. Without a fleet the key changes nothing.
+/// - ``max_consecutive_failures``: after that many failing calls in a row the
+///   trigger pauses itself (a WARNING names it); ``runner.resume()`` resets
+///   the count. ``None`` (the default): never.
 ///
 /// The first call comes one interval after start, not at start. Calls are
 /// fixed-rate: call ``k`` is due at ``t0 + k*interval`` whatever the callback's
@@ -57,7 +60,7 @@ impl PeriodicTrigger {
 /// cancelled, handing ``ctx`` (any object) to the callback as is — so it also
 /// runs under other runners.
 #[pyfunction]
-#[pyo3(signature = (interval, callback, *, name = None, delivery = None, key = None))]
+#[pyo3(signature = (interval, callback, *, name = None, delivery = None, key = None, max_consecutive_failures = None))]
 pub fn every(
     py: Python<'_>,
     interval: &Bound<'_, PyAny>,
@@ -65,6 +68,7 @@ pub fn every(
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
     key: Option<&Bound<'_, PyAny>>,
+    max_consecutive_failures: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PeriodicTrigger>> {
     let (period, spelled) = parse_seconds(interval, "interval", false)?;
     let base = NativeTrigger::new(
@@ -74,7 +78,8 @@ pub fn every(
         delivery,
         SourceSpec::Every(period),
     )?
-    .keyed(key)?;
+    .keyed(key)?
+    .failure_limit(max_consecutive_failures)?;
     if base.key().is_some() && period < MIN_PERIOD {
         return Err(PyValueError::new_err(format!(
             "a keyed interval must be at least 0.001 seconds (ticks are named by the \

@@ -39,7 +39,7 @@ impl FileChangeTrigger {
     }
 }
 
-/// on_file_change(path, callback, *, name=None, recursive=True, debounce=0.05, delivery=TriggerDelivery.WAIT_IDLE, key=None)
+/// on_file_change(path, callback, *, name=None, recursive=True, debounce=0.05, delivery=TriggerDelivery.WAIT_IDLE, key=None, max_consecutive_failures=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx, changes)`` when files at
@@ -64,7 +64,7 @@ impl FileChangeTrigger {
 /// cannot be set up — and released on stop and on drop. A callback that
 /// raises is logged and watching goes on.
 #[pyfunction]
-#[pyo3(signature = (path, callback, *, name = None, recursive = None, debounce = None, delivery = None, key = None))]
+#[pyo3(signature = (path, callback, *, name = None, recursive = None, debounce = None, delivery = None, key = None, max_consecutive_failures = None))]
 #[allow(clippy::too_many_arguments)] // the contract's keywords, each checked
 pub fn on_file_change(
     py: Python<'_>,
@@ -75,6 +75,7 @@ pub fn on_file_change(
     debounce: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
     key: Option<&Bound<'_, PyAny>>,
+    max_consecutive_failures: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<FileChangeTrigger>> {
     NativeTrigger::refuse_key(key, "on_file_change")?;
     let not_a_path = || {
@@ -136,7 +137,8 @@ pub fn on_file_change(
             recursive,
             debounce,
         },
-    )?;
+    )?
+    .failure_limit(max_consecutive_failures)?;
     Py::new(
         py,
         PyClassInitializer::from(base).add_subclass(FileChangeTrigger {

@@ -9,6 +9,7 @@ pub mod file_watch;
 pub mod fleet;
 pub mod native;
 pub mod once;
+mod operate;
 mod plan;
 pub mod runner;
 

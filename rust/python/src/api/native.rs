@@ -17,11 +17,11 @@ use pyo3::{PyTraverseError, PyVisit};
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::arguments::{str_argument, type_name};
+use crate::arguments::{positive_count, str_argument, type_name};
 use crate::delivery;
 use crate::process::{WakeThroughGate, runtime};
 use crate::python;
-use crate::run::source::{OnceSpec, SourceSpec, event_args};
+use crate::run::source::{SourceSpec, event_args};
 
 /// Base class of the native triggers: a name, a delivery, an async callback,
 /// and the source of events that calls it.
@@ -33,6 +33,9 @@ pub struct NativeTrigger {
     source: SourceSpec,
     /// Its key in a fleet (`key=`): one replica runs each of its ticks.
     key: Option<Arc<str>>,
+    /// After this many failing calls in a row it pauses itself
+    /// (`max_consecutive_failures=`).
+    max_consecutive_failures: Option<u32>,
 }
 
 impl NativeTrigger {
@@ -64,7 +67,21 @@ impl NativeTrigger {
             callback: callback.clone().unbind(),
             source,
             key: None,
+            max_consecutive_failures: None,
         })
+    }
+
+    /// With `max_consecutive_failures=` (every factory): an `int` ≥ 1, or `None`.
+    pub fn failure_limit(mut self, limit: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        self.max_consecutive_failures = limit
+            .filter(|limit| !limit.is_none())
+            .map(|limit| positive_count(limit, "max_consecutive_failures"))
+            .transpose()?;
+        Ok(self)
+    }
+
+    pub fn max_consecutive_failures(&self) -> Option<u32> {
+        self.max_consecutive_failures
     }
 
     /// With `key=` (`every`, `cron`, `at`): a non-empty `str`, or `None`.
@@ -140,6 +157,13 @@ impl NativeTrigger {
         self.key.as_deref()
     }
 
+    /// After this many failing calls in a row the trigger pauses itself
+    /// (``max_consecutive_failures=``); ``None``: never.
+    #[getter(max_consecutive_failures)]
+    fn py_max_consecutive_failures(&self) -> Option<u32> {
+        self.max_consecutive_failures
+    }
+
     /// The async callable run on each event.
     #[getter(callback)]
     fn py_callback(&self, py: Python<'_>) -> Py<PyAny> {
@@ -194,14 +218,9 @@ impl NativeTrigger {
 }
 
 impl NativeTrigger {
-    fn kind(&self) -> &'static str {
-        match self.source {
-            SourceSpec::Every(_) => "every",
-            SourceSpec::Cron(_) => "cron",
-            SourceSpec::Once(OnceSpec::After(_)) => "after",
-            SourceSpec::Once(OnceSpec::At(..)) => "at",
-            SourceSpec::Files { .. } => "on_file_change",
-        }
+    /// What kind of trigger it is: its factory's name.
+    pub fn kind(&self) -> &'static str {
+        self.source.kind_name()
     }
 }
 

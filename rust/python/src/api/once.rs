@@ -22,7 +22,7 @@ fn one_shot(py: Python<'_>, base: PyResult<NativeTrigger>) -> PyResult<Py<OneSho
     )
 }
 
-/// after(delay, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None)
+/// after(delay, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None, max_consecutive_failures=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx)`` once, ``delay`` seconds after
@@ -32,7 +32,7 @@ fn one_shot(py: Python<'_>, base: PyResult<NativeTrigger>) -> PyResult<Py<OneSho
 /// (``ValueError``): a delay from each replica's own start is no instant a
 /// fleet shares.
 #[pyfunction]
-#[pyo3(signature = (delay, callback, *, name = None, delivery = None, key = None))]
+#[pyo3(signature = (delay, callback, *, name = None, delivery = None, key = None, max_consecutive_failures = None))]
 pub fn after(
     py: Python<'_>,
     delay: &Bound<'_, PyAny>,
@@ -40,6 +40,7 @@ pub fn after(
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
     key: Option<&Bound<'_, PyAny>>,
+    max_consecutive_failures: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<OneShotTrigger>> {
     NativeTrigger::refuse_key(key, "after")?;
     let (delay, spelled) = parse_seconds(delay, "delay", true)?;
@@ -51,11 +52,12 @@ pub fn after(
             name,
             delivery,
             SourceSpec::Once(OnceSpec::After(delay)),
-        ),
+        )
+        .and_then(|base| base.failure_limit(max_consecutive_failures)),
     )
 }
 
-/// at(when, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None)
+/// at(when, callback, *, name=None, delivery=TriggerDelivery.WAIT_IDLE, key=None, max_consecutive_failures=None)
 /// --
 ///
 /// A trigger that calls ``await callback(ctx)`` once, at the wall-clock time
@@ -66,7 +68,7 @@ pub fn after(
 /// from each start). ``name`` defaults to ``f"at_{when.isoformat()}"``.
 /// ``key``: under a runner with a ``fleet``, one replica only makes the call.
 #[pyfunction]
-#[pyo3(signature = (when, callback, *, name = None, delivery = None, key = None))]
+#[pyo3(signature = (when, callback, *, name = None, delivery = None, key = None, max_consecutive_failures = None))]
 pub fn at(
     py: Python<'_>,
     when: &Bound<'_, PyAny>,
@@ -74,6 +76,7 @@ pub fn at(
     name: Option<&Bound<'_, PyAny>>,
     delivery: Option<&Bound<'_, PyAny>>,
     key: Option<&Bound<'_, PyAny>>,
+    max_consecutive_failures: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<OneShotTrigger>> {
     if !when.is_instance(crate::python::bound(py)?.datetime.bind(py))? {
         return Err(PyTypeError::new_err(format!(
@@ -101,6 +104,7 @@ pub fn at(
             delivery,
             SourceSpec::Once(OnceSpec::At(instant, Arc::default())),
         )
-        .and_then(|base| base.keyed(key)),
+        .and_then(|base| base.keyed(key))
+        .and_then(|base| base.failure_limit(max_consecutive_failures)),
     )
 }

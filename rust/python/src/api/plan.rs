@@ -6,27 +6,34 @@
 //! `run` method is called); or any callable that takes the context and
 //! returns an awaitable.
 
+use std::sync::Arc;
+
 use agent_triggers_core::TriggerDelivery;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use super::context::TriggerContext;
 use super::native::NativeTrigger;
 use crate::arguments::{str_argument, type_name};
 use crate::delivery;
+use crate::process::ForkSafeDrop;
 use crate::python;
+use crate::run::connection::PyConnection;
+use crate::run::count::RecordFailure;
+use crate::run::handle::{Identity, TriggerHandle};
 use crate::run::plan::{Plan, PlanKind};
 
-/// The name of `triggers[index]`: its `name` attribute if it is a `str`, else
-/// its `__name__`, else its type's name.
-fn trigger_name(index: usize, object: &Bound<'_, PyAny>) -> PyResult<String> {
+/// The name of `object` (the argument `argument`): its `name` attribute if it
+/// is a `str`, else its `__name__`, else its type's name.
+fn trigger_name(argument: &str, object: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = object.py();
     for attribute in [intern!(py, "name"), intern!(py, "__name__")] {
         if let Some(value) = object.getattr_opt(attribute)?
             && value.is_instance_of::<PyString>()
         {
-            return str_argument(&value, &format!("triggers[{index}].{attribute}"));
+            return str_argument(&value, &format!("{argument}.{attribute}"));
         }
     }
     Ok(type_name(object))
@@ -49,18 +56,30 @@ pub fn check_keys(plans: &[Plan]) -> PyResult<()> {
     Ok(())
 }
 
-/// Classify `triggers[index]`; `TypeError` naming the index if it is no trigger.
-pub fn classify(index: usize, object: &Bound<'_, PyAny>) -> PyResult<Plan> {
+/// Classify `object`, passed as `argument` (`"triggers[3]"`, `"trigger"`),
+/// as a trigger sending into `connection`; `TypeError` naming the argument
+/// if it is no trigger.
+pub fn classify(
+    argument: &str,
+    object: &Bound<'_, PyAny>,
+    connection: &Arc<PyConnection>,
+) -> PyResult<Plan> {
     let py = object.py();
     if let Ok(native) = object.cast::<NativeTrigger>() {
         let native = native.get();
-        return Ok(Plan {
-            object: object.clone().unbind(),
+        let identity = Identity {
             name: native.name().into(),
             delivery: native.delivery(),
+            limit: native.max_consecutive_failures(),
+        };
+        let callback = native.callback().clone_ref(py);
+        return Ok(Plan {
+            object: ForkSafeDrop::new(object.clone().unbind()),
+            handle: TriggerHandle::new(identity, connection, TriggerContext::make, |_| {
+                Ok(callback)
+            })?,
             kind: PlanKind::Native {
                 source: native.source().clone(),
-                callback: native.callback().clone_ref(py),
                 key: native.key().cloned(),
             },
         });
@@ -71,23 +90,37 @@ pub fn classify(index: usize, object: &Bound<'_, PyAny>) -> PyResult<Plan> {
         object.clone()
     } else {
         return Err(PyTypeError::new_err(format!(
-            "triggers[{index}] is not a trigger: expected an async callable taking the \
+            "{argument} is not a trigger: expected an async callable taking the \
              context, a Trigger instance or a native trigger such as every(...), got {}",
             type_name(object)
         )));
     };
     let delivery = match object.getattr_opt(intern!(py, "delivery"))? {
         Some(value) if !value.is_none() => {
-            delivery::from_python(&value, &format!("triggers[{index}].delivery"))?
+            delivery::from_python(&value, &format!("{argument}.delivery"))?
         }
         _ => TriggerDelivery::WaitIdle,
     };
-    Ok(Plan {
-        object: object.clone().unbind(),
-        name: trigger_name(index, object)?.into(),
+    let name: Arc<str> = trigger_name(argument, object)?.into();
+    let identity = Identity {
+        name: Arc::clone(&name),
         delivery,
-        kind: PlanKind::Coroutine {
-            callable: callable.unbind(),
-        },
+        limit: None,
+    };
+    // Run inside `run_trigger`, which logs a failure in the step that raises
+    // and records it (through a weak reference: no cycle through Rust).
+    let handle = TriggerHandle::new(identity, connection, TriggerContext::make, |me| {
+        let bound = python::bound(py)?;
+        let record = Py::new(py, RecordFailure(me.clone()))?;
+        Ok(bound
+            .partial
+            .bind(py)
+            .call1((bound.run_trigger.bind(py), &*name, callable, record))?
+            .unbind())
+    })?;
+    Ok(Plan {
+        object: ForkSafeDrop::new(object.clone().unbind()),
+        handle,
+        kind: PlanKind::Coroutine,
     })
 }

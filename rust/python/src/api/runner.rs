@@ -12,7 +12,6 @@ use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::context::TriggerContext;
 use super::fleet::RedisFleet;
 use super::plan::{check_keys, classify};
 use crate::AlreadyStartedError;
@@ -40,17 +39,19 @@ use crate::run::plan::Plan;
 /// cancels its triggers; running triggers do not keep it alive.
 #[pyclass(frozen, weakref, module = "agent_triggers._core")]
 pub struct TriggerRunner {
-    triggers: Vec<Plan>,
-    connection: Arc<PyConnection>,
+    /// In order; changed by `add` and `remove`. Never locked while Python
+    /// code runs.
+    pub(super) triggers: Mutex<Vec<Plan>>,
+    pub(super) connection: Arc<PyConnection>,
     /// The fleet its keyed triggers share (`fleet=`), if any.
     fleet: Option<FleetConfig>,
     /// Set by start, cleared once a stop has finished (by the stop's own task,
     /// so that a stop whose caller is cancelled still completes).
-    running: Arc<Mutex<Option<Arc<Running>>>>,
+    pub(super) running: Arc<Mutex<Option<Arc<Running>>>>,
 }
 
 /// A run, and what ends the task watching for its loop to close.
-struct Running {
+pub(super) struct Running {
     run: Run,
     /// Ends the task that stops this run if its loop closes (see
     /// [`stop_when_the_loop_closes`]), when the run ends first.
@@ -92,13 +93,8 @@ impl TriggerRunner {
                 return Err(Self::already_started());
             }
         }
-        let run = Run::start(
-            py,
-            &self.triggers,
-            &self.connection,
-            TriggerContext::make,
-            self.fleet.as_ref(),
-        )?;
+        let entries: Vec<_> = self.triggers.lock().iter().map(Plan::entry).collect();
+        let run = Run::start(py, &entries, self.fleet.as_ref())?;
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
         if is_started(&running) {
@@ -245,9 +241,14 @@ impl TriggerRunner {
             named.set_cause(py, Some(err));
             named
         })?;
+        let items = items.collect::<PyResult<Vec<_>>>()?;
+        // Checked before the triggers (it is what they send into), after the
+        // list could be read.
+        let connection = Arc::new(PyConnection::new(connection)?);
         let triggers = items
+            .iter()
             .enumerate()
-            .map(|(index, item)| classify(index, &item?))
+            .map(|(index, item)| classify(&format!("triggers[{index}]"), item, &connection))
             .collect::<PyResult<Vec<_>>>()?;
         check_keys(&triggers)?;
         let fleet = match fleet.filter(|fleet| !fleet.is_none()) {
@@ -267,9 +268,9 @@ impl TriggerRunner {
             ),
         };
         Ok(Self {
-            triggers,
+            triggers: Mutex::new(triggers),
             fleet,
-            connection: Arc::new(PyConnection::new(connection)?),
+            connection,
             running: Arc::new(Mutex::new(None)),
         })
     }
@@ -348,18 +349,19 @@ impl TriggerRunner {
         };
         format!(
             "<TriggerRunner {state}, {} trigger(s)>",
-            self.triggers.len()
+            self.triggers.lock().len()
         )
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.triggers.traverse(&visit)?;
-        // Never wait here: the holder of the lock is a stop task that is about
-        // to let go; skipping the visit only keeps objects alive a cycle longer.
-        if let Some(running) = self.running.try_lock()
-            && let Some(run) = running.as_ref()
-        {
-            run.run.traverse(&visit)?;
+        // Never wait here: the holder of the lock (an `add` on another thread)
+        // is about to let go; skipping the visit only keeps objects alive a
+        // cycle longer. Each plan shows its object, its callable and its
+        // context: a run holds the same records and shows nothing again.
+        if let Some(triggers) = self.triggers.try_lock() {
+            for plan in triggers.iter() {
+                plan.traverse(&visit)?;
+            }
         }
         visit.call(self.connection.object())
     }

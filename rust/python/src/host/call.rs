@@ -28,6 +28,8 @@ pub type OnDone = Box<dyn FnOnce(Option<CallOutcome>, Option<Instant>) + Send>;
 pub enum CancelReason {
     /// `stop()`: the runner is stopping.
     Stop,
+    /// `remove()`: the trigger was removed from its runner.
+    Removed,
     /// The runner was collected without `stop()`.
     RunnerCollected,
     /// The Rust side awaiting the call let go of it (the safety net of a
@@ -40,6 +42,7 @@ impl CancelReason {
     pub fn message(self) -> &'static str {
         match self {
             Self::Stop => "agent_triggers: the runner was stopped",
+            Self::Removed => "agent_triggers: the trigger was removed",
             Self::RunnerCollected => "agent_triggers: the runner was garbage-collected",
             Self::Dropped => "agent_triggers: the call was let go of",
         }

@@ -146,13 +146,6 @@ fn report_unreceived(py: Python<'_>, registry: &Registry, call: &Call, outcome: 
     }
 }
 
-/// Await `call`; log its failure, with the traceback, under `name`.
-pub async fn report_failure_of(name: &str, call: PythonCall) {
-    if let Err(err) = call.await {
-        crate::process::with_python(|py| crate::logging::report_failure(py, name, err));
-    }
-}
-
 /// A Python call running on the loop (see [`call()`]).
 pub struct PythonCall {
     host: Arc<dyn Host>,

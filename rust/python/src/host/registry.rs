@@ -16,6 +16,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     /// Notified each time the last unfinished call ends.
     emptied: Notify,
+    /// Notified each time a call ends.
+    finished: Notify,
 }
 
 #[derive(Default)]
@@ -29,6 +31,9 @@ struct Inner {
     /// [`lift_hold`](Registry::lift_hold) (a stop that failed) or for good
     /// (a stop that closes).
     held: bool,
+    /// Names (these very `Arc`s) no new call is taken under: their trigger
+    /// was removed ([`close_name`](Registry::close_name)).
+    closed_names: Vec<Arc<str>>,
 }
 
 impl Registry {
@@ -44,7 +49,11 @@ impl Registry {
     ) -> Option<Arc<Call>> {
         let call = {
             let mut inner = self.inner.lock();
-            if !inner.closed && !inner.held {
+            let name_closed = inner
+                .closed_names
+                .iter()
+                .any(|closed| Arc::ptr_eq(closed, &name));
+            if !inner.closed && !inner.held && !name_closed {
                 let id = inner.next_id;
                 inner.next_id += 1;
                 let call = Arc::new(Call::new(name, id, start, to));
@@ -69,6 +78,14 @@ impl Registry {
         inner.calls.values().cloned().collect()
     }
 
+    /// Take no new call made under `name` (this very `Arc`: one trigger's),
+    /// from now on: its trigger is being removed. Checked under the lock
+    /// every new call takes, so a tick already past its own checks when the
+    /// trigger is removed is refused here.
+    pub fn close_name(&self, name: &Arc<str>) {
+        self.inner.lock().closed_names.push(Arc::clone(name));
+    }
+
     /// Take new calls again (the stop that held them failed).
     pub fn lift_hold(&self) {
         self.inner.lock().held = false;
@@ -89,6 +106,32 @@ impl Registry {
     /// The calls yet to finish, in order.
     pub fn unfinished(&self) -> Vec<Arc<Call>> {
         self.inner.lock().calls.values().cloned().collect()
+    }
+
+    /// The calls yet to finish made under `name` (this very `Arc`: the
+    /// name object of one trigger, not every trigger with that text).
+    pub fn unfinished_named(&self, name: &Arc<str>) -> Vec<Arc<Call>> {
+        self.inner
+            .lock()
+            .calls
+            .values()
+            .filter(|call| Arc::ptr_eq(&call.name, name))
+            .cloned()
+            .collect()
+    }
+
+    /// Resolves once no call made under `name` is unfinished (see
+    /// [`unfinished_named`](Self::unfinished_named)).
+    pub async fn none_named(&self, name: &Arc<str>) {
+        loop {
+            let notified = self.finished.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.unfinished_named(name).is_empty() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Whether a call has yet to finish.
@@ -121,6 +164,7 @@ impl Registry {
             inner.calls.is_empty()
         };
         let unreceived = to.deliver(outcome, launched);
+        self.finished.notify_waiters();
         if emptied {
             self.emptied.notify_waiters();
         }

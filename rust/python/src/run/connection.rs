@@ -17,6 +17,7 @@ use crate::process::ForkSafeDrop;
 
 const SEND: &str = "send_trigger";
 const SEND_ANTIGRAVITY: &str = "send_trigger_notification";
+const CANCEL: &str = "cancel";
 const WAIT_FOR_IDLE: &str = "wait_for_idle";
 
 /// A validated Python connection.
@@ -106,6 +107,19 @@ impl PyConnection {
             .getattr_opt(intern!(py, WAIT_FOR_IDLE))?;
         let has_wait = wait.is_some_and(|wait| !wait.is_none());
         Ok(has_wait.then(|| self.method(py, WAIT_FOR_IDLE)))
+    }
+
+    /// `cancel` (stop the agent's turn), for Python code to call;
+    /// `TypeError` naming it if the connection has none.
+    pub fn cancel_method(&self, py: Python<'_>) -> PyResult<AsyncMethod> {
+        match self.object.bind(py).getattr_opt(intern!(py, CANCEL))? {
+            Some(cancel) if !cancel.is_none() => Ok(self.method(py, CANCEL)),
+            _ => Err(PyTypeError::new_err(format!(
+                "an INTERRUPT delivery needs the connection's async cancel() (to stop the \
+                 agent's turn), and {} has no cancel",
+                type_name(self.object.bind(py))
+            ))),
+        }
     }
 
     fn method(&self, py: Python<'_>, method: &'static str) -> AsyncMethod {

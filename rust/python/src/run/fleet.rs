@@ -4,22 +4,26 @@
 
 use std::sync::Arc;
 
-use agent_triggers_core::EventSource as CoreSource;
 use agent_triggers_core::fleet::grid::EpochGrid;
 use agent_triggers_core::fleet::{Fleet, FleetConfig, FleetSchedule, FleetTicks};
+use agent_triggers_core::{EventSource as CoreSource, RecordTicks};
 use pyo3::prelude::*;
 
 use super::source::{FiresOnce, OnceSpec, SourceSpec};
 
 /// The fleet source of a trigger keyed `key` whose own source is `spec`;
 /// `None` if its kind cannot be shared by a fleet (the api layer refuses a
-/// key there already). Must be called within the tokio runtime.
+/// key there already); the ticks it skips are counted in `stats`. Must be
+/// called within the tokio runtime.
 pub fn keyed_source(
     fleet: &Arc<Fleet>,
     key: &Arc<str>,
     spec: &SourceSpec,
+    stats: &Arc<dyn RecordTicks>,
 ) -> Option<Box<dyn CoreSource>> {
-    let ticks = |schedule| FleetTicks::new(fleet, Arc::clone(key), schedule);
+    let ticks = |schedule| {
+        FleetTicks::new(fleet, Arc::clone(key), schedule).recording_in(Arc::clone(stats))
+    };
     Some(match spec {
         SourceSpec::Every(period) => {
             Box::new(ticks(FleetSchedule::Every(EpochGrid::new(key, *period))))

@@ -6,10 +6,16 @@
 //! a coroutine trigger as a call started at once — and [`Run::stop`] stops
 //! them: it takes no new call, cancels every unfinished one by name (the
 //! reason recorded on it), stops the schedules and source tasks, and waits
-//! until every call has finished, cleanup included.
+//! until every call has finished, cleanup included. While it runs, a trigger
+//! can be added ([`Run::add`]), removed ([`Run::remove`]) or called once more
+//! ([`Run::run_now`]) — each a [`Member`] of the run.
 
 pub mod connection;
+pub mod count;
 pub mod fleet;
+pub mod handle;
+mod member;
+mod operate;
 pub mod plan;
 mod schedule;
 pub mod source;
@@ -17,21 +23,19 @@ pub mod source;
 use std::sync::Arc;
 use std::time::Instant;
 
+use agent_triggers_core::Tasks;
 use agent_triggers_core::fleet::{Fleet, FleetConfig, listen_for_given_back};
-use agent_triggers_core::{Event, EventSource, Tasks, drive};
+use agent_triggers_core::sync::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::gc::Traverse;
 use crate::host::asyncio::AsyncioHost;
-use crate::host::{self, CancelReason, Host, report_failure_of};
+use crate::host::{self, CancelReason, Host};
 use crate::process::{self, runtime};
-use connection::PyConnection;
-use plan::{MakeContext, Plan, PlanKind, TriggerCall};
-use schedule::Schedule;
-use source::SourceSpec;
+use handle::{Life, TriggerHandle};
+use member::Member;
+use plan::{Entry, PlanKind};
 
 /// What one `start()` set going.
 pub struct Run {
@@ -39,18 +43,24 @@ pub struct Run {
     /// inherits this record but none of the threads its triggers run on.
     generation: u64,
     host: Arc<dyn Host>,
-    /// The `every` triggers, which run on the timer thread, not as tasks.
-    schedules: Vec<Arc<Schedule>>,
-    /// The other native triggers, each a task driving its source.
+    /// The native triggers other than `every`, each a task driving its source.
     tasks: Tasks,
-    /// The Python calls the triggers make, for the garbage collector.
-    calls: Vec<Arc<TriggerCall>>,
-    /// The fleet the keyed triggers share, if the runner has one and any
-    /// trigger a key: its unrun claims are given back at stop.
-    fleet: Option<Arc<Fleet>>,
+    members: Mutex<Members>,
+    /// The runner's fleet, if it has one.
+    fleet_config: Option<FleetConfig>,
+    /// Connected when the first keyed trigger starts: its unrun claims are
+    /// given back at stop.
+    fleet: Mutex<Option<Arc<Fleet>>>,
     /// The fleet's listener for ticks given back by other replicas (taken
     /// by the stop that waits for it).
-    listener: agent_triggers_core::sync::Mutex<Option<AbortOnDropHandle<()>>>,
+    listener: Mutex<Option<AbortOnDropHandle<()>>>,
+}
+
+/// The run's triggers, and whether a stop has begun (then none is added).
+#[derive(Default)]
+struct Members {
+    list: Vec<Member>,
+    stopping: bool,
 }
 
 /// How long a stop waits to give back its unrun claims (Redis may be down).
@@ -67,158 +77,88 @@ impl Run {
     /// origin taken and the native triggers armed — an `every` trigger's
     /// first call comes one interval after that, not sooner. Keyed triggers,
     /// with a `fleet`, take their ticks from it instead (on its shared grid).
-    pub fn start(
-        py: Python<'_>,
-        plans: &[Plan],
-        connection: &Arc<PyConnection>,
-        make_context: MakeContext,
-        fleet: Option<&FleetConfig>,
-    ) -> PyResult<Self> {
+    pub fn start(py: Python<'_>, entries: &[Entry], fleet: Option<&FleetConfig>) -> PyResult<Self> {
         let host: Arc<dyn Host> = AsyncioHost::capture(py)?;
         let handle = runtime::handle()?;
         let _runtime = handle.enter();
-        let factories = plans
+        let factories = entries
             .iter()
-            .map(|plan| match &plan.kind {
-                PlanKind::Native { source, .. } if !matches!(source, SourceSpec::Every(_)) => {
-                    source.factory().map(Some)
-                }
-                _ => Ok(None),
-            })
+            .map(member::factory)
             .collect::<PyResult<Vec<_>>>()?;
-        let mut run = Self {
+        let run = Self {
             generation: process::generation(),
             host,
-            schedules: Vec::new(),
             tasks: Tasks::default(),
-            calls: Vec::with_capacity(plans.len()),
-            fleet: None,
-            listener: Default::default(),
+            members: Mutex::default(),
+            fleet_config: fleet.cloned(),
+            fleet: Mutex::default(),
+            listener: Mutex::default(),
         };
-        let keyed = |plan: &Plan| matches!(&plan.kind, PlanKind::Native { key: Some(_), .. });
-        if let Some(config) = fleet
-            && plans.iter().any(keyed)
-        {
-            let replica = fleet::replica_name(py, config)?;
-            let fleet = Fleet::connect(config, replica)
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            // Not one of the run's tasks: it never ends by itself, and the run
-            // counts as running only while a trigger does.
-            run.listener = agent_triggers_core::sync::Mutex::new(Some(AbortOnDropHandle::new(
-                handle.spawn(listen_for_given_back(Arc::clone(&fleet))),
-            )));
-            run.fleet = Some(fleet);
+        if entries.iter().any(member::is_keyed) {
+            run.connect_fleet(py)?;
         }
-        for plan in plans {
-            let callable = match &plan.kind {
-                PlanKind::Native { callback, .. } => callback.clone_ref(py),
-                // Run inside `run_trigger`, which logs a failure in the step that raises.
-                PlanKind::Coroutine { callable } => run_trigger(py, &plan.name, callable)?,
-            };
-            let call = Arc::new(TriggerCall::new(
-                Arc::clone(&plan.name),
-                callable,
-                Arc::clone(connection),
-                plan.delivery,
-                make_context,
-            ));
-            if let PlanKind::Coroutine { .. } = plan.kind {
-                run.start_coroutine(py, &call)?;
+        for entry in entries {
+            entry.handle.set_life(Life::Idle);
+            if let PlanKind::Coroutine = entry.kind {
+                run.start_coroutine(py, &entry.handle)?;
             }
-            run.calls.push(call);
         }
         let started = Instant::now();
-        for ((plan, factory), call) in plans.iter().zip(factories).zip(&run.calls) {
-            if let (
-                Some(fleet),
-                PlanKind::Native {
-                    key: Some(key),
-                    source,
-                    ..
-                },
-            ) = (&run.fleet, &plan.kind)
-                && let Some(ticks) = fleet::keyed_source(fleet, key, source)
-            {
-                run.spawn_source(ticks, call, Some((Arc::clone(fleet), Arc::clone(key))));
-                continue;
-            }
-            match (&plan.kind, factory) {
-                (
-                    PlanKind::Native {
-                        source: SourceSpec::Every(period),
-                        ..
-                    },
-                    _,
-                ) => {
-                    let host = Arc::clone(&run.host);
-                    let schedule = Schedule::start(Arc::clone(call), host, *period, started);
-                    run.schedules.push(schedule);
-                }
-                (PlanKind::Native { .. }, Some(factory)) => {
-                    let source = factory(started.into())
-                        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-                    run.spawn_source(source, call, None);
-                }
-                (PlanKind::Native { .. }, None) => unreachable!("a factory per native source"),
-                (PlanKind::Coroutine { .. }, _) => {}
-            }
-        }
+        let members = entries
+            .iter()
+            .zip(factories)
+            .map(|(entry, factory)| run.arm(entry, factory, started))
+            .collect::<PyResult<Vec<_>>>()?;
+        run.members.lock().list = members;
         Ok(run)
     }
 
-    /// Start a coroutine trigger's call now. Its own failures are logged by
-    /// `run_trigger`; what is left is a failure to run it at all (say, a task
-    /// factory that raised).
-    fn start_coroutine(&self, py: Python<'_>, call: &Arc<TriggerCall>) -> PyResult<()> {
-        let name = Arc::clone(&call.name);
-        host::start_now(
-            &self.host,
-            py,
-            Arc::clone(&call.name),
-            call.start(Event::Tick),
-            Box::new(move |outcome, _| {
-                if let Some(Err(err)) = outcome {
-                    process::with_python(|py| crate::logging::report_failure(py, &name, err));
-                }
-            }),
-        )
+    /// Start `entry` now, in a run under way (on the loop thread): its
+    /// schedule counts from now. Nothing is started once a stop has begun.
+    pub fn add(&self, py: Python<'_>, entry: &Entry) -> PyResult<()> {
+        if self.members.lock().stopping {
+            return Ok(());
+        }
+        let handle = runtime::handle()?;
+        let _runtime = handle.enter();
+        let factory = member::factory(entry)?;
+        if member::is_keyed(entry) {
+            self.connect_fleet(py)?;
+        }
+        entry.handle.set_life(Life::Idle);
+        if let PlanKind::Coroutine = entry.kind {
+            self.start_coroutine(py, &entry.handle)?;
+        }
+        let member = self.arm(entry, factory, Instant::now())?;
+        let mut members = self.members.lock();
+        if members.stopping {
+            // The stop began meanwhile and will not see it: stop it here.
+            drop(members);
+            member.stop_driving(self);
+            return Ok(());
+        }
+        members.list.push(member);
+        Ok(())
     }
 
-    /// Run `call` for each event of `source`, as a task of the run. A failing
-    /// callback is logged and the trigger goes on. A keyed trigger's fleet
-    /// claim is released when its call starts on the loop (not before: a call
-    /// cancelled while queued, by a stop, leaves it to be given back).
-    fn spawn_source(
-        &self,
-        source: Box<dyn EventSource>,
-        call: &Arc<TriggerCall>,
-        keyed: Option<(Arc<Fleet>, Arc<str>)>,
-    ) {
-        let (host, call) = (Arc::clone(&self.host), Arc::clone(call));
-        self.tasks.spawn(call.name.to_string(), async move {
-            let name = Arc::clone(&call.name);
-            drive(source, &name, |event| {
-                let start = match (&keyed, &event) {
-                    (Some((fleet, key)), Event::Scheduled(due)) => {
-                        let (fleet, key, due) = (Arc::clone(fleet), Arc::clone(key), *due);
-                        releasing(call.start(event), move || fleet.release(&key, due))
-                    }
-                    _ => call.start(event),
-                };
-                let python = host::call(&host, Arc::clone(&call.name), start);
-                let name = Arc::clone(&call.name);
-                // `ctx.scheduled_at` goes back to `None` when the call ends —
-                // or when a stop drops it unfinished.
-                let ended = CallEnded(Arc::clone(&call));
-                async move {
-                    report_failure_of(&name, python).await;
-                    drop(ended);
-                    Ok(())
-                }
-            })
-            .await;
-            Ok(())
-        });
+    /// Connect the runner's fleet, if it has one and it is not connected.
+    fn connect_fleet(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(config) = &self.fleet_config else {
+            return Ok(());
+        };
+        if self.fleet.lock().is_some() {
+            return Ok(());
+        }
+        let replica = fleet::replica_name(py, config)?;
+        let fleet =
+            Fleet::connect(config, replica).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        // Not one of the run's tasks: it never ends by itself, and the run
+        // counts as running only while a trigger does.
+        *self.listener.lock() = Some(AbortOnDropHandle::new(
+            runtime::handle()?.spawn(listen_for_given_back(Arc::clone(&fleet))),
+        ));
+        *self.fleet.lock() = Some(fleet);
+        Ok(())
     }
 
     pub fn host(&self) -> &Arc<dyn Host> {
@@ -250,11 +190,20 @@ impl Run {
     /// included. Safe to call from several stops at once: each waits.
     pub async fn stop(&self) {
         host::close_and_cancel_all(&*self.host, CancelReason::Stop);
-        for schedule in &self.schedules {
-            schedule.stop();
+        {
+            let mut members = self.members.lock();
+            members.stopping = true;
+            for member in &members.list {
+                member.stop_driving(self);
+            }
         }
         self.tasks.stop().await;
-        if let Some(fleet) = &self.fleet {
+        // Now that no source task can set it again: nothing is due.
+        for member in &self.members.lock().list {
+            member.handle.stats.set_next_call_at(None);
+        }
+        let fleet = self.fleet.lock().clone();
+        if let Some(fleet) = fleet {
             // The sources are gone: no new claim. Give back the unrun ones
             // (the listener, still up, pushes back any it pops itself), then
             // let the listener finish its pop under way.
@@ -278,7 +227,7 @@ impl Run {
     pub fn is_running(&self) -> bool {
         !self.host.is_known_closed()
             // A schedule runs until stopped: periodic triggers never return.
-            && (!self.schedules.is_empty()
+            && (self.members.lock().list.iter().any(Member::is_scheduled)
                 || self.tasks.is_running()
                 || !self.host.registry().is_empty())
     }
@@ -288,22 +237,21 @@ impl Run {
     pub fn unfinished(&self) -> Vec<String> {
         let running = self.host.registry().unfinished();
         let mut names: Vec<String> = Vec::new();
-        for call in &self.calls {
-            if running
-                .iter()
-                .any(|unfinished| unfinished.name == call.name)
-                && !names.iter().any(|name| **name == *call.name)
+        for member in &self.members.lock().list {
+            let name = &member.handle.name;
+            if running.iter().any(|call| Arc::ptr_eq(&call.name, name))
+                && !names.iter().any(|known| **known == **name)
             {
+                names.push(name.to_string());
+            }
+        }
+        // Then those of triggers removed meanwhile, whose calls ignored it.
+        for call in &running {
+            if !names.iter().any(|known| **known == *call.name) {
                 names.push(call.name.to_string());
             }
         }
         names
-    }
-}
-
-impl Traverse for Run {
-    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.calls.traverse(visit)
     }
 }
 
@@ -313,13 +261,14 @@ impl Drop for Run {
     /// drops).
     fn drop(&mut self) {
         host::close_and_cancel_all(&*self.host, CancelReason::RunnerCollected);
-        for schedule in &self.schedules {
-            schedule.stop();
+        let members = std::mem::take(&mut self.members.get_mut().list);
+        for member in &members {
+            member.stop_driving(self);
         }
         // Best effort: the fleet sources are aborted as `tasks` drops, and
         // nothing waits for this. Not in a forked child: the claims are the
         // parent's.
-        if let Some(fleet) = self.fleet.take()
+        if let Some(fleet) = self.fleet.get_mut().take()
             && self.generation == process::generation()
             && let Ok(handle) = runtime::handle()
         {
@@ -336,22 +285,12 @@ fn releasing(start: host::Start, release: impl FnOnce() + Send + 'static) -> hos
     })
 }
 
-/// Marks a trigger's call as ended when dropped (see [`TriggerCall::ended`]).
-struct CallEnded(Arc<TriggerCall>);
+/// Marks a trigger's call as ended when dropped (see
+/// [`TriggerHandle::call_ended`]).
+struct CallEnded(Arc<TriggerHandle>);
 
 impl Drop for CallEnded {
     fn drop(&mut self) {
-        self.0.ended();
+        self.0.call_ended();
     }
-}
-
-/// `functools.partial(run_trigger, name, callable)`: the trigger run inside
-/// `agent_triggers._trigger_task.run_trigger`.
-fn run_trigger(py: Python<'_>, name: &str, callable: &Py<PyAny>) -> PyResult<Py<PyAny>> {
-    let bound = crate::python::bound(py)?;
-    Ok(bound
-        .partial
-        .bind(py)
-        .call1((bound.run_trigger.bind(py), name, callable))?
-        .unbind())
 }

@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 use agent_triggers_core::{Event, FixedRate, PeriodicTimer};
 use chrono::{DateTime, Utc};
 
-use super::plan::TriggerCall;
+use super::count::{Due, Started};
+use super::handle::TriggerHandle;
 use crate::host::{self, CallOutcome, Host};
 
 /// `due` on the wall clock (what `ctx.scheduled_at` shows).
-fn wall_clock(due: Instant) -> DateTime<Utc> {
+pub fn wall_clock(due: Instant) -> DateTime<Utc> {
     let (now, wall) = (Instant::now(), Utc::now());
     match now.checked_duration_since(due) {
         Some(past) => wall - past,
@@ -33,21 +34,22 @@ fn wall_clock(due: Instant) -> DateTime<Utc> {
 
 /// The schedule of one `every(...)` trigger under a runner.
 pub struct Schedule {
-    call: Arc<TriggerCall>,
+    handle: Arc<TriggerHandle>,
     host: Arc<dyn Host>,
     timer: PeriodicTimer,
 }
 
 impl Schedule {
-    /// `call` made on `host` every `period` from `started`, until [`stop`](Self::stop).
+    /// The trigger of `handle` called on `host` every `period` from
+    /// `started`, until [`stop`](Self::stop).
     pub fn start(
-        call: Arc<TriggerCall>,
+        handle: Arc<TriggerHandle>,
         host: Arc<dyn Host>,
         period: Duration,
         started: Instant,
     ) -> Arc<Self> {
         let schedule = Arc::new(Self {
-            call,
+            handle,
             host,
             timer: PeriodicTimer::new(FixedRate::new(period)),
         });
@@ -57,45 +59,83 @@ impl Schedule {
 
     /// Arm the tick due at `due` (at once if it has passed), unless stopped.
     fn arm(self: &Arc<Self>, due: Instant) {
+        // Shown before it is armed, and taken back if it was not: a stop
+        // between the two leaves `None`, never a stale instant.
+        self.handle.stats.set_next_call_at(Some(wall_clock(due)));
         let this = Arc::clone(self);
-        self.timer.arm(due, Arc::new(move || this.fire(due)));
+        if !self.timer.arm(due, Arc::new(move || this.fire(due))) {
+            self.handle.stats.set_next_call_at(None);
+        }
     }
 
     /// On the timer thread: hand the callback to the host. A host that is
-    /// stopping takes no new call: `done` then hears it did not run.
+    /// stopping takes no new call: `done` then hears it did not run. A
+    /// trigger paused, or making an extra call (`run_now`), skips the tick:
+    /// the next one is armed on the grid.
     fn fire(self: &Arc<Self>, due: Instant) {
         if !self.timer.fired() {
             return;
         }
+        let turn = if self.handle.is_paused() {
+            None
+        } else {
+            self.handle.try_turn()
+        };
+        let Some(turn) = turn else {
+            self.handle.skip();
+            self.arm(self.timer.rate().next_due(due, Instant::now()));
+            return;
+        };
         let this = Arc::clone(self);
+        let (start, started) = self.handle.gate(
+            self.handle.start(Event::Scheduled(wall_clock(due))),
+            Due::Instant(due),
+            false,
+        );
         host::submit(
             &self.host,
-            Arc::clone(&self.call.name),
-            self.call.start(Event::Scheduled(wall_clock(due))),
-            Box::new(move |outcome, launched| this.done(due, outcome, launched)),
+            Arc::clone(&self.handle.name),
+            start,
+            Box::new(move |outcome, launched| {
+                drop(turn);
+                this.done(due, outcome, launched, started);
+            }),
         );
     }
 
     /// Where a call ends: report a failure, arm the next tick — counted from
     /// when the call really started, so a loop blocked past a deadline gives
-    /// one late call, then the grid, never a burst.
+    /// one late call, then the grid, never a burst (the ticks passed over
+    /// count as skipped).
     fn done(
         self: &Arc<Self>,
         due: Instant,
         outcome: Option<CallOutcome>,
         launched: Option<Instant>,
+        started: Started,
     ) {
-        self.call.ended();
-        let next = self
-            .timer
-            .rate()
-            .next_due(due, launched.unwrap_or_else(Instant::now));
+        self.handle.call_ended();
+        let rate = self.timer.rate();
+        let next = rate.next_due(due, launched.unwrap_or_else(Instant::now));
+        let periods = next.duration_since(due).as_nanos() / rate.period().as_nanos();
+        if periods > 1 {
+            self.handle
+                .stats
+                .skipped(u64::try_from(periods - 1).unwrap_or(u64::MAX));
+        }
         match outcome {
-            Some(Ok(())) => self.arm(next),
+            Some(Ok(())) => {
+                started.ended(Some(&Ok(())));
+                self.arm(next);
+            }
             Some(Err(err)) => {
-                crate::process::with_python(|py| {
-                    crate::logging::report_failure(py, &self.call.name, err);
+                // Counted after it is logged: a trigger that pauses itself
+                // now says so after the failure that made it.
+                let err = crate::process::with_python(|py| {
+                    crate::logging::report_failure(py, &self.handle.name, err.clone_ref(py));
+                    err
                 });
+                started.ended(err.map(Err).as_ref());
                 self.arm(next);
             }
             // Not run: the host is closed (stopping, or its loop is gone) —
@@ -112,5 +152,6 @@ impl Schedule {
     /// Disarm. A call under way is the host's to cancel.
     pub fn stop(&self) {
         self.timer.stop();
+        self.handle.stats.set_next_call_at(None);
     }
 }

@@ -45,6 +45,17 @@ pub enum OnceSpec {
 }
 
 impl SourceSpec {
+    /// Its factory's name (`TriggerStats.kind`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Every(_) => "every",
+            Self::Cron(_) => "cron",
+            Self::Once(OnceSpec::After(_)) => "after",
+            Self::Once(OnceSpec::At(..)) => "at",
+            Self::Files { .. } => "on_file_change",
+        }
+    }
+
     /// Makes the source when the trigger starts (on the tokio runtime) —
     /// except a file watch, set up now, by `start()`: a change made once
     /// `start()` has returned is seen, and a watch that cannot be set up is
