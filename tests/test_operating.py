@@ -31,6 +31,7 @@ from agent_triggers import (
 
 from conftest import (
     FakeConnection,
+    Stubborn,
     error_records,
     running,
     sleeper,
@@ -1400,3 +1401,62 @@ async def test_a_stop_during_a_source_triggers_call_leaves_it_not_running(
         assert state_of(runner, "once") != "running"
     finally:
         await asyncio.wait_for(runner.stop(), 10)
+
+
+async def test_a_call_a_stop_abandoned_does_not_hold_the_trigger_in_the_next_run(
+    connection: FakeConnection,
+) -> None:
+    """`stop(timeout)` abandons a call that ignores its cancellation; started again,
+    the trigger's ticks are not skipped for the abandoned call's turn."""
+    stubborn = Stubborn()
+    calls = Calls()
+
+    async def first_stubborn_then_quick(ctx: TriggerContext) -> None:
+        if stubborn.calls == 0:
+            await stubborn(ctx)
+        else:
+            await calls(ctx)
+
+    runner = TriggerRunner([every(0.02, first_stubborn_then_quick, name="t")], connection)
+    await runner.start()
+    try:
+        await until_set(stubborn.started, what="the stubborn call")
+        await asyncio.wait_for(runner.stop(timeout=0.1), 10)
+        await runner.start()
+        await wait_for(lambda: calls.count >= 2, what="calls of the next run")
+    finally:
+        stubborn.release()
+        await asyncio.wait_for(runner.stop(), 10)
+
+
+async def test_file_changes_during_a_run_now_call_wait_for_it(
+    connection: FakeConnection, tmp_path: Path
+) -> None:
+    extra_began, release = asyncio.Event(), asyncio.Event()
+    seen: list[list[str]] = []
+
+    async def on_change(ctx: TriggerContext, changes: list[FileChange]) -> None:
+        if not changes:  # the run_now call
+            extra_began.set()
+            await release.wait()
+            return
+        seen.append([Path(change.path).name for change in changes])
+
+    runner = TriggerRunner([on_file_change(tmp_path, on_change, name="files")], connection)
+    async with running(runner):
+        extra = asyncio.ensure_future(runner.run_now("files"))
+        await until_set(extra_began, what="the extra call")
+        (tmp_path / "note.txt").write_text("changed")
+        # Seen (debounced) while the extra call still runs: it waits for its turn.
+        assert await stays_false(lambda: seen, duration=0.3)
+        release.set()
+        await asyncio.wait_for(extra, 10)
+        await wait_for(lambda: any("note.txt" in names for names in seen), what="the change")
+    assert stats_of(runner, "files").skipped == 0
+
+
+def test_a_bad_item_is_reported_before_a_bad_connection() -> None:
+    bad_connection: Any = object()
+    not_a_trigger: Any = 42
+    with pytest.raises(TypeError, match=r"triggers\[0\]"):
+        TriggerRunner([not_a_trigger], bad_connection)

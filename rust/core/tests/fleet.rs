@@ -98,10 +98,17 @@ async fn a_stopping_replica_gives_back_its_unrun_claim_and_another_runs_the_tick
     let listener = tokio::spawn(listen_for_given_back(Arc::clone(&second)));
     // The second replica's own claim of that tick fails (the first holds
     // it, or has marked it given back): it can only get it by taking it over.
+    // A claim answered so late that its tick fell due within the same poll
+    // runs here, as it should: then try the next tick (a few at most).
+    let mut ran_here = 0;
     let claimed = loop {
         let next = tokio::time::timeout(Duration::from_millis(50), first_ticks.next()).await;
-        assert!(next.is_err(), "the first replica ran its tick unexpectedly");
-        if first.counts.won.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+        if next.is_ok() {
+            ran_here += 1;
+            assert!(ran_here < 4, "the first replica kept running its ticks");
+            continue;
+        }
+        if first.counts.won.load(std::sync::atomic::Ordering::Relaxed) == ran_here + 1 {
             break grid.next_after(Utc::now() - chrono::TimeDelta::milliseconds(200));
         }
     };

@@ -203,7 +203,7 @@ pub fn positive_count(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<u32>
             "{argument} must be at least 1 (or None for no limit), not {count}"
         ))),
         Err(_) => Err(PyValueError::new_err(format!(
-            "{argument} must be at most {}, not {}",
+            "{argument} must be between 1 and {}, not {}",
             u32::MAX,
             shown(value)
         ))),

@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use super::plan::classify;
+use super::plan::check;
 use super::runner::{Running, TriggerRunner};
 use crate::arguments::type_name;
 use crate::process::{WakeThroughGate, runtime};
@@ -101,7 +101,7 @@ impl TriggerRunner {
     /// it starts with the next ``start()``.
     fn add(&self, trigger: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = trigger.py();
-        let plan = classify("trigger", trigger, &self.connection)?;
+        let plan = check("trigger", trigger)?.plan(&self.connection)?;
         let run = self.run_here(py, "add")?;
         if let PlanKind::Native { key: Some(key), .. } = &plan.kind
             && let Some(index) = self.triggers.lock().iter().position(

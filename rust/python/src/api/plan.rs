@@ -41,10 +41,10 @@ fn trigger_name(argument: &str, object: &Bound<'_, PyAny>) -> PyResult<String> {
 
 /// `ValueError` if two triggers share a key: in a fleet they would claim the
 /// same ticks, and only one of them would run each.
-pub fn check_keys(plans: &[Plan]) -> PyResult<()> {
+pub fn check_keys(triggers: &[Checked<'_>]) -> PyResult<()> {
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for (index, plan) in plans.iter().enumerate() {
-        if let PlanKind::Native { key: Some(key), .. } = &plan.kind
+    for (index, checked) in triggers.iter().enumerate() {
+        if let PlanKind::Native { key: Some(key), .. } = &checked.kind
             && let Some(first) = seen.insert(key, index)
         {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
@@ -56,32 +56,33 @@ pub fn check_keys(plans: &[Plan]) -> PyResult<()> {
     Ok(())
 }
 
-/// Classify `object`, passed as `argument` (`"triggers[3]"`, `"trigger"`),
-/// as a trigger sending into `connection`; `TypeError` naming the argument
-/// if it is no trigger.
-pub fn classify(
-    argument: &str,
-    object: &Bound<'_, PyAny>,
-    connection: &Arc<PyConnection>,
-) -> PyResult<Plan> {
+/// A trigger checked, not yet bound to a connection (see [`Checked::plan`]).
+pub struct Checked<'py> {
+    object: Bound<'py, PyAny>,
+    identity: Identity,
+    kind: PlanKind,
+    /// A native trigger's callback, or a coroutine trigger's callable.
+    callable: Bound<'py, PyAny>,
+}
+
+/// Check `object`, passed as `argument` (`"triggers[3]"`, `"trigger"`);
+/// `TypeError` naming the argument if it is no trigger.
+pub fn check<'py>(argument: &str, object: &Bound<'py, PyAny>) -> PyResult<Checked<'py>> {
     let py = object.py();
     if let Ok(native) = object.cast::<NativeTrigger>() {
         let native = native.get();
-        let identity = Identity {
-            name: native.name().into(),
-            delivery: native.delivery(),
-            limit: native.max_consecutive_failures(),
-        };
-        let callback = native.callback().clone_ref(py);
-        return Ok(Plan {
-            object: ForkSafeDrop::new(object.clone().unbind()),
-            handle: TriggerHandle::new(identity, connection, TriggerContext::make, |_| {
-                Ok(callback)
-            })?,
+        return Ok(Checked {
+            object: object.clone(),
+            identity: Identity {
+                name: native.name().into(),
+                delivery: native.delivery(),
+                limit: native.max_consecutive_failures(),
+            },
             kind: PlanKind::Native {
                 source: native.source().clone(),
                 key: native.key().cloned(),
             },
+            callable: native.callback().bind(py).clone(),
         });
     }
     let callable = if object.is_instance(python::bound(py)?.trigger_class.bind(py))? {
@@ -101,26 +102,43 @@ pub fn classify(
         }
         _ => TriggerDelivery::WaitIdle,
     };
-    let name: Arc<str> = trigger_name(argument, object)?.into();
-    let identity = Identity {
-        name: Arc::clone(&name),
-        delivery,
-        limit: None,
-    };
-    // Run inside `run_trigger`, which logs a failure in the step that raises
-    // and records it (through a weak reference: no cycle through Rust).
-    let handle = TriggerHandle::new(identity, connection, TriggerContext::make, |me| {
-        let bound = python::bound(py)?;
-        let record = Py::new(py, RecordFailure(me.clone()))?;
-        Ok(bound
-            .partial
-            .bind(py)
-            .call1((bound.run_trigger.bind(py), &*name, callable, record))?
-            .unbind())
-    })?;
-    Ok(Plan {
-        object: ForkSafeDrop::new(object.clone().unbind()),
-        handle,
+    Ok(Checked {
+        object: object.clone(),
+        identity: Identity {
+            name: trigger_name(argument, object)?.into(),
+            delivery,
+            limit: None,
+        },
         kind: PlanKind::Coroutine,
+        callable,
     })
+}
+
+impl Checked<'_> {
+    /// The trigger's plan, sending into `connection`.
+    pub fn plan(self, connection: &Arc<PyConnection>) -> PyResult<Plan> {
+        let py = self.object.py();
+        let name = Arc::clone(&self.identity.name);
+        let callable = self.callable;
+        let coroutine = matches!(self.kind, PlanKind::Coroutine);
+        let handle = TriggerHandle::new(self.identity, connection, TriggerContext::make, |me| {
+            if !coroutine {
+                return Ok(callable.unbind());
+            }
+            // Run inside `run_trigger`, which logs a failure in the step that
+            // raises and records it (through a weak reference: no cycle).
+            let bound = python::bound(py)?;
+            let record = Py::new(py, RecordFailure(me.clone()))?;
+            Ok(bound
+                .partial
+                .bind(py)
+                .call1((bound.run_trigger.bind(py), &*name, callable, record))?
+                .unbind())
+        })?;
+        Ok(Plan {
+            object: ForkSafeDrop::new(self.object.unbind()),
+            handle,
+            kind: self.kind,
+        })
+    }
 }

@@ -13,7 +13,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::fleet::RedisFleet;
-use super::plan::{check_keys, classify};
+use super::plan::{check, check_keys};
 use crate::AlreadyStartedError;
 use crate::arguments::{StopTimeout, type_name};
 use crate::gc::Traverse;
@@ -241,16 +241,11 @@ impl TriggerRunner {
             named.set_cause(py, Some(err));
             named
         })?;
-        let items = items.collect::<PyResult<Vec<_>>>()?;
-        // Checked before the triggers (it is what they send into), after the
-        // list could be read.
-        let connection = Arc::new(PyConnection::new(connection)?);
-        let triggers = items
-            .iter()
+        let checked = items
             .enumerate()
-            .map(|(index, item)| classify(&format!("triggers[{index}]"), item, &connection))
+            .map(|(index, item)| check(&format!("triggers[{index}]"), &item?))
             .collect::<PyResult<Vec<_>>>()?;
-        check_keys(&triggers)?;
+        check_keys(&checked)?;
         let fleet = match fleet.filter(|fleet| !fleet.is_none()) {
             None => None,
             Some(fleet) => Some(
@@ -267,6 +262,12 @@ impl TriggerRunner {
                     .clone(),
             ),
         };
+        // Then the connection, which the triggers' calls send into.
+        let connection = Arc::new(PyConnection::new(connection)?);
+        let triggers = checked
+            .into_iter()
+            .map(|checked| checked.plan(&connection))
+            .collect::<PyResult<Vec<_>>>()?;
         Ok(Self {
             triggers: Mutex::new(triggers),
             fleet,
@@ -356,8 +357,10 @@ impl TriggerRunner {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         // Never wait here: the holder of the lock (an `add` on another thread)
         // is about to let go; skipping the visit only keeps objects alive a
-        // cycle longer. Each plan shows its object, its callable and its
-        // context: a run holds the same records and shows nothing again.
+        // cycle longer. That holds because the lock is never held across
+        // Python code (so never across a collection's two passes). Each plan
+        // shows its object, its callable and its context: a run holds the
+        // same records and shows nothing again.
         if let Some(triggers) = self.triggers.try_lock() {
             for plan in triggers.iter() {
                 plan.traverse(&visit)?;

@@ -31,9 +31,6 @@ struct Inner {
     /// [`lift_hold`](Registry::lift_hold) (a stop that failed) or for good
     /// (a stop that closes).
     held: bool,
-    /// Names (these very `Arc`s) no new call is taken under: their trigger
-    /// was removed ([`close_name`](Registry::close_name)).
-    closed_names: Vec<Arc<str>>,
 }
 
 impl Registry {
@@ -49,11 +46,7 @@ impl Registry {
     ) -> Option<Arc<Call>> {
         let call = {
             let mut inner = self.inner.lock();
-            let name_closed = inner
-                .closed_names
-                .iter()
-                .any(|closed| Arc::ptr_eq(closed, &name));
-            if !inner.closed && !inner.held && !name_closed {
+            if !inner.closed && !inner.held {
                 let id = inner.next_id;
                 inner.next_id += 1;
                 let call = Arc::new(Call::new(name, id, start, to));
@@ -76,14 +69,6 @@ impl Registry {
         let mut inner = self.inner.lock();
         inner.held = true;
         inner.calls.values().cloned().collect()
-    }
-
-    /// Take no new call made under `name` (this very `Arc`: one trigger's),
-    /// from now on: its trigger is being removed. Checked under the lock
-    /// every new call takes, so a tick already past its own checks when the
-    /// trigger is removed is refused here.
-    pub fn close_name(&self, name: &Arc<str>) {
-        self.inner.lock().closed_names.push(Arc::clone(name));
     }
 
     /// Take new calls again (the stop that held them failed).

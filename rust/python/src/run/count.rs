@@ -63,9 +63,9 @@ impl Drop for Started {
 
 impl TriggerHandle {
     /// `start`, as the trigger's call: when the loop starts it, it is counted
-    /// (and how late, after `due`) — or, for a scheduled call (not `extra`)
-    /// of a trigger paused while the call waited for the loop, declined: it
-    /// awaits nothing and counts as skipped.
+    /// (and how late, after `due`) — or declined (it awaits nothing) if the
+    /// trigger was removed meanwhile, or, for a scheduled call (not `extra`),
+    /// paused meanwhile (then it counts as skipped).
     pub fn gate(self: &Arc<Self>, start: Start, due: Due, extra: bool) -> (Start, Started) {
         let handle = Arc::clone(self);
         let started = Started {
@@ -74,8 +74,13 @@ impl TriggerHandle {
         };
         let flag = Arc::clone(&started.began);
         let gated: Start = Box::new(move |py| {
-            if !extra && handle.is_paused() {
-                handle.skip();
+            // Removed (any call), or paused (a scheduled one) while it waited
+            // for the loop: declined — only a pause counts it as skipped.
+            let removed = handle.is_removed();
+            if removed || (!extra && handle.is_paused()) {
+                if !removed {
+                    handle.skip();
+                }
                 drop(start);
                 return crate::python::bound(py)?.nothing.bind(py).call0();
             }

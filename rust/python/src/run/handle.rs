@@ -5,7 +5,9 @@
 //! its stats. Most triggers are idle: the record is kept small (one
 //! allocation; its histogram only once a scheduled call was made).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -63,8 +65,14 @@ pub struct TriggerHandle {
     running: AtomicU32,
     pub delivery: TriggerDelivery,
     paused: AtomicBool,
-    /// Held by the call under way (see [`Turn`]).
-    busy: AtomicBool,
+    /// The turn (see [`Turn`]): `epoch * 2 + 1` while a call of the current
+    /// epoch holds it, `epoch * 2` while free. A new run begins a new epoch
+    /// ([`new_epoch`](Self::new_epoch)): a call a stop abandoned (still
+    /// running, ignoring its cancellation) then neither holds the next run's
+    /// turn nor frees it when it ends.
+    turn: AtomicU64,
+    /// Whether it was removed from its runner: no call of it starts again.
+    removed: AtomicBool,
     life: AtomicU8,
 }
 
@@ -80,13 +88,24 @@ static WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// The turn of a trigger's call: a scheduled tick that finds it taken (an
 /// extra call runs) is skipped; `run_now` waits for it. Given back when
-/// dropped.
-pub struct Turn(Arc<TriggerHandle>);
+/// dropped (unless a new epoch began meanwhile).
+pub struct Turn {
+    handle: Arc<TriggerHandle>,
+    taken: u64,
+}
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        self.0.busy.store(false, Ordering::Release);
-        if WAITING.load(Ordering::Acquire) > 0 {
+        // SeqCst here and in `TriggerHandle::turn`: the freeing store and the
+        // look at `WAITING` must not pass the waiter's count and its own look
+        // at the turn (else both miss each other and the waiter sleeps on).
+        let _ = self.handle.turn.compare_exchange(
+            self.taken,
+            self.taken - 1,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if WAITING.load(Ordering::SeqCst) > 0 {
             TURN_FREED.notify_waiters();
         }
     }
@@ -126,7 +145,8 @@ impl TriggerHandle {
                 running: AtomicU32::new(0),
                 delivery: identity.delivery,
                 paused: AtomicBool::new(false),
-                busy: AtomicBool::new(false),
+                turn: AtomicU64::new(0),
+                removed: AtomicBool::new(false),
                 life: AtomicU8::new(Life::Idle as u8),
             }
         });
@@ -213,10 +233,36 @@ impl TriggerHandle {
 
     /// The turn, if no call holds it: what a scheduled tick takes.
     pub fn try_turn(self: &Arc<Self>) -> Option<Turn> {
-        self.busy
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        let free = self.turn.load(Ordering::SeqCst);
+        if free % 2 == 1 {
+            return None;
+        }
+        self.turn
+            .compare_exchange(free, free + 1, Ordering::SeqCst, Ordering::SeqCst)
             .ok()
-            .map(|_| Turn(Arc::clone(self)))
+            .map(|_| Turn {
+                handle: Arc::clone(self),
+                taken: free + 1,
+            })
+    }
+
+    /// A run begins: the turn is free, whatever a call of an earlier run
+    /// (abandoned by its stop) still does.
+    pub fn new_epoch(&self) {
+        let _ = self
+            .turn
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |turn| {
+                Some((turn / 2 + 1) * 2)
+            });
+    }
+
+    /// It was removed from its runner: no call of it starts from now on.
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
     }
 
     /// The turn, once the call under way (if any) has ended: what an extra
@@ -226,10 +272,10 @@ impl TriggerHandle {
         struct Waiting;
         impl Drop for Waiting {
             fn drop(&mut self) {
-                WAITING.fetch_sub(1, Ordering::AcqRel);
+                WAITING.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        WAITING.fetch_add(1, Ordering::AcqRel);
+        WAITING.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting;
         loop {
             let freed = TURN_FREED.notified();

@@ -222,10 +222,13 @@ impl Run {
                     if !from_fleet {
                         handle.stats.set_next_call_at(next_call(spec, after, false));
                     }
-                    let turn = if handle.is_paused() {
-                        None
-                    } else {
-                        handle.try_turn()
+                    // A tick falling due during an extra call is skipped;
+                    // file changes wait for it (they are no tick: dropped
+                    // only while paused).
+                    let turn = match &event {
+                        _ if handle.is_paused() => None,
+                        Event::Changes(_) => Some(handle.turn().await),
+                        _ => handle.try_turn(),
                     };
                     let Some(turn) = turn else {
                         handle.skip();

@@ -99,6 +99,7 @@ impl Run {
         }
         for entry in entries {
             entry.handle.set_life(Life::Idle);
+            entry.handle.new_epoch();
             if let PlanKind::Coroutine = entry.kind {
                 run.start_coroutine(py, &entry.handle)?;
             }
@@ -126,6 +127,7 @@ impl Run {
             self.connect_fleet(py)?;
         }
         entry.handle.set_life(Life::Idle);
+        entry.handle.new_epoch();
         if let PlanKind::Coroutine = entry.kind {
             self.start_coroutine(py, &entry.handle)?;
         }

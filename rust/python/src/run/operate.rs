@@ -18,7 +18,7 @@ impl Run {
     /// now — before `remove` first waits, as a stop does (see
     /// [`Run::cancel_now`]).
     pub fn cancel_calls_now(&self, py: Python<'_>, handle: &TriggerHandle) {
-        self.host.registry().close_name(&handle.name);
+        handle.mark_removed();
         for call in self.host.registry().unfinished_named(&handle.name) {
             self.host.cancel_now(py, &call, CancelReason::Removed);
         }
@@ -29,8 +29,9 @@ impl Run {
     /// several removes, and during a stop.
     pub async fn remove(&self, handle: &Arc<TriggerHandle>, kind: &PlanKind) {
         // First: no call of it starts from now on, whoever asks (its
-        // schedule's tick under way, its source, a `run_now`).
-        self.host.registry().close_name(&handle.name);
+        // schedule's tick under way, its source, a `run_now`): one opened
+        // already is declined as the loop starts it (see `gate`).
+        handle.mark_removed();
         let member = {
             let mut members = self.members.lock();
             let at = members
@@ -53,8 +54,8 @@ impl Run {
             self.tasks.stop_one(task).await;
         }
         drop(member);
-        // A call opened before the name was closed and not yet seen is
-        // cancelled too (a call is asked to cancel once).
+        // A call opened meanwhile (declined as it starts, or running) is
+        // waited for too (a call is asked to cancel once).
         loop {
             cancel_all();
             if registry.unfinished_named(&handle.name).is_empty() {
