@@ -16,8 +16,11 @@ pub struct Registry {
     inner: Mutex<Inner>,
     /// Notified each time the last unfinished call ends.
     emptied: Notify,
-    /// Notified each time a call ends.
+    /// Notified each time a call ends, while someone waits for the calls of
+    /// one name (`named_waiters` of them: a call ending touches nothing
+    /// shared otherwise).
     finished: Notify,
+    named_waiters: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -108,6 +111,15 @@ impl Registry {
     /// Resolves once no call made under `name` is unfinished (see
     /// [`unfinished_named`](Self::unfinished_named)).
     pub async fn none_named(&self, name: &Arc<str>) {
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.named_waiters
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _waiting = Waiting(&self.named_waiters);
         loop {
             let notified = self.finished.notified();
             tokio::pin!(notified);
@@ -149,7 +161,9 @@ impl Registry {
             inner.calls.is_empty()
         };
         let unreceived = to.deliver(outcome, launched);
-        self.finished.notify_waiters();
+        if self.named_waiters.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            self.finished.notify_waiters();
+        }
         if emptied {
             self.emptied.notify_waiters();
         }

@@ -5,11 +5,9 @@
 //! its stats. Most triggers are idle: the record is kept small (one
 //! allocation; its histogram only once a scheduled call was made).
 
-use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
-};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agent_triggers_core::{CallStats, Event, RecordTicks, TriggerDelivery};
 use chrono::{DateTime, Utc};
@@ -19,14 +17,15 @@ use pyo3::{PyTraverseError, PyVisit};
 use tokio::sync::Notify;
 
 use super::connection::{PyConnection, ensure_awaitable};
+use super::count::Due;
 use super::source::event_args;
 use crate::gc::Traverse;
 use crate::host::{CallOutcome, Start};
 use crate::process::{self, ForkSafeDrop};
 use crate::python;
 
-/// Where a trigger is in its life, for `TriggerStats.state` (besides paused
-/// and running, which are read from elsewhere).
+/// Where a trigger is in its life, for `TriggerStats.state` (besides paused,
+/// and a native trigger's call running, which are read from elsewhere).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Life {
@@ -35,6 +34,8 @@ pub enum Life {
     Finished = 1,
     /// A coroutine trigger raised.
     Failed = 2,
+    /// A coroutine trigger's call runs.
+    Running = 3,
 }
 
 /// One trigger of a runner: its call, its controls and its figures.
@@ -61,12 +62,11 @@ pub struct TriggerHandle {
     scheduled_at: AtomicI64,
     /// `max_consecutive_failures`.
     limit: Option<u32>,
-    /// Calls under way (started, not yet ended).
-    running: AtomicU32,
     pub delivery: TriggerDelivery,
     paused: AtomicBool,
-    /// The turn (see [`Turn`]): `epoch * 2 + 1` while a call of the current
-    /// epoch holds it, `epoch * 2` while free. A new run begins a new epoch
+    /// The turn (see [`Turn`]): `epoch * 4`, plus [`HELD`] while a call of
+    /// that epoch holds it, plus [`BEGUN`] once that call has started on the
+    /// loop (then the trigger is running). A new run begins a new epoch
     /// ([`new_epoch`](Self::new_epoch)): a call a stop abandoned (still
     /// running, ignoring its cancellation) then neither holds the next run's
     /// turn nor frees it when it ends.
@@ -79,6 +79,11 @@ pub struct TriggerHandle {
 /// `scheduled_at` when no scheduled call is under way.
 const NOT_SCHEDULED: i64 = i64::MIN;
 
+/// Bits of the turn word (see `TriggerHandle::turn`).
+const HELD: u64 = 1;
+const BEGUN: u64 = 2;
+const EPOCH: u64 = 4;
+
 /// Wakes the extra calls waiting for a trigger's turn (any trigger's: they
 /// are rare, so they share one notification rather than each trigger
 /// keeping a queue); `WAITING` counts them, so that a call ending with
@@ -87,11 +92,30 @@ static TURN_FREED: Notify = Notify::const_new();
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// The turn of a trigger's call: a scheduled tick that finds it taken (an
-/// extra call runs) is skipped; `run_now` waits for it. Given back when
-/// dropped (unless a new epoch began meanwhile).
+/// extra call runs) is skipped; `run_now` waits for it. The call holding it
+/// is counted (once it has begun: see [`ended`](Self::ended)) and given
+/// back when dropped — however the call ends, its waiter aborted included —
+/// unless a new epoch began meanwhile.
 pub struct Turn {
     handle: Arc<TriggerHandle>,
+    /// The turn word when taken: its epoch, and `HELD`.
     taken: u64,
+}
+
+impl Turn {
+    /// Whether the call holding it started on the loop (it was not
+    /// declined, refused or cancelled while queued).
+    fn begun(&self) -> bool {
+        self.handle.turn.load(Ordering::SeqCst) == self.taken | BEGUN
+    }
+
+    /// The call ended with `outcome` (`None`: it never ran): counted, if it
+    /// had begun (see [`TriggerHandle::ended`]). Then the turn is given back.
+    pub fn ended(self, outcome: Option<&CallOutcome>) {
+        if self.begun() {
+            self.handle.ended(outcome);
+        }
+    }
 }
 
 impl Drop for Turn {
@@ -99,12 +123,13 @@ impl Drop for Turn {
         // SeqCst here and in `TriggerHandle::turn`: the freeing store and the
         // look at `WAITING` must not pass the waiter's count and its own look
         // at the turn (else both miss each other and the waiter sleeps on).
-        let _ = self.handle.turn.compare_exchange(
-            self.taken,
-            self.taken - 1,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        let taken = self.taken;
+        let _ = self
+            .handle
+            .turn
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |turn| {
+                (turn & !BEGUN == taken).then_some(taken - HELD)
+            });
         if WAITING.load(Ordering::SeqCst) > 0 {
             TURN_FREED.notify_waiters();
         }
@@ -142,7 +167,6 @@ impl TriggerHandle {
                 stats: CallStats::default(),
                 scheduled_at: AtomicI64::new(NOT_SCHEDULED),
                 limit: identity.limit,
-                running: AtomicU32::new(0),
                 delivery: identity.delivery,
                 paused: AtomicBool::new(false),
                 turn: AtomicU64::new(0),
@@ -156,25 +180,47 @@ impl TriggerHandle {
         }
     }
 
-    /// What a call answering `event` runs (on the loop thread).
-    pub fn start(self: &Arc<Self>, event: Event) -> Start {
-        let this = Arc::clone(self);
-        Box::new(move |py| this.call(py, &event))
-    }
-
-    /// What an extra call (`run_now`) runs: `callback(ctx)` — with an empty
-    /// list of changes for a file trigger (`files`) — `ctx.scheduled_at`
-    /// being `at`.
-    pub fn start_extra(self: &Arc<Self>, at: DateTime<Utc>, files: bool) -> Start {
+    /// What a call of a native trigger answering `event` runs (on the loop
+    /// thread), made while holding the trigger's turn: the call is counted
+    /// as it starts (how late, after `due`) — or declined (it awaits
+    /// nothing) if the trigger was removed meanwhile, or, for a scheduled
+    /// call (not `extra`), paused meanwhile (then it counts as skipped).
+    pub fn start(self: &Arc<Self>, event: Event, due: Due, extra: bool) -> Start {
         let this = Arc::clone(self);
         Box::new(move |py| {
-            let event = if files {
-                Event::Changes(Vec::new())
-            } else {
-                Event::Scheduled(at)
-            };
-            this.set_scheduled_at(Some(at));
+            let removed = this.is_removed();
+            if removed || (!extra && this.is_paused()) {
+                if !removed {
+                    this.skip();
+                }
+                return python::bound(py)?.nothing.bind(py).call0();
+            }
+            let now = Instant::now();
+            this.began(now, due.late(now));
             this.call(py, &event)
+        })
+    }
+
+    /// What an extra call (`run_now`) runs, holding the turn: `callback(ctx)`
+    /// — with an empty list of changes for a file trigger (`files`) —
+    /// `ctx.scheduled_at` being `at`.
+    pub fn start_extra(self: &Arc<Self>, at: DateTime<Utc>, files: bool) -> Start {
+        let event = if files {
+            Event::Changes(Vec::new())
+        } else {
+            Event::Scheduled(at)
+        };
+        self.set_scheduled_at(Some(at));
+        self.start(event, Due::Never, true)
+    }
+
+    /// What a coroutine trigger's one call of a run runs (on the loop thread).
+    pub fn start_coroutine(self: &Arc<Self>) -> Start {
+        let this = Arc::clone(self);
+        Box::new(move |py| {
+            this.stats.started(Instant::now(), None);
+            this.set_life(Life::Running);
+            this.call(py, &Event::Tick)
         })
     }
 
@@ -234,15 +280,15 @@ impl TriggerHandle {
     /// The turn, if no call holds it: what a scheduled tick takes.
     pub fn try_turn(self: &Arc<Self>) -> Option<Turn> {
         let free = self.turn.load(Ordering::SeqCst);
-        if free % 2 == 1 {
+        if free & HELD != 0 {
             return None;
         }
         self.turn
-            .compare_exchange(free, free + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(free, free | HELD, Ordering::SeqCst, Ordering::SeqCst)
             .ok()
             .map(|_| Turn {
                 handle: Arc::clone(self),
-                taken: free + 1,
+                taken: free | HELD,
             })
     }
 
@@ -252,7 +298,7 @@ impl TriggerHandle {
         let _ = self
             .turn
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |turn| {
-                Some((turn / 2 + 1) * 2)
+                Some((turn / EPOCH + 1) * EPOCH)
             });
     }
 
@@ -307,18 +353,22 @@ impl TriggerHandle {
         self.stats.skipped(1);
     }
 
-    /// A call starts now (on the loop thread), `late` after its due time if
-    /// it had one.
-    pub fn began(&self, late: Option<Duration>) {
-        self.running.fetch_add(1, Ordering::AcqRel);
-        self.stats.started(Utc::now(), late);
+    /// A call starts `now` (on the loop thread), `late` after its due time
+    /// if it had one.
+    fn began(&self, now: Instant, late: Option<Duration>) {
+        // The call holds the turn: mark it begun (the trigger is running).
+        let _ = self
+            .turn
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |turn| {
+                (turn & HELD != 0).then_some(turn | BEGUN)
+            });
+        self.stats.started(now, late);
     }
 
     /// A call that [`began`](Self::began) has ended with `outcome` (`None`:
     /// it never ran): a failure is counted, and the `limit`-th in a row
     /// pauses the trigger, with a WARNING.
-    pub fn ended(&self, outcome: Option<&CallOutcome>) {
-        self.call_over();
+    fn ended(&self, outcome: Option<&CallOutcome>) {
         match outcome {
             Some(Err(err)) => {
                 let text = process::with_python(|py| error_text(py, err))
@@ -327,11 +377,6 @@ impl TriggerHandle {
             }
             _ => self.stats.succeeded(),
         }
-    }
-
-    /// A call that [`began`](Self::began) is over; nothing more is counted.
-    pub fn call_over(&self) {
-        self.running.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// A call failed with `text` (`"ValueError: message"`).
@@ -345,14 +390,17 @@ impl TriggerHandle {
         }
     }
 
+    /// Whether a call runs: a native trigger's that began (its turn is
+    /// marked), or a coroutine trigger's.
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::Acquire) > 0
+        self.turn.load(Ordering::SeqCst) & BEGUN != 0 || self.life() == Life::Running
     }
 
     pub fn life(&self) -> Life {
         match self.life.load(Ordering::Acquire) {
             1 => Life::Finished,
             2 => Life::Failed,
+            3 => Life::Running,
             _ => Life::Idle,
         }
     }
@@ -363,12 +411,11 @@ impl TriggerHandle {
 
     /// `Finished`, unless it already `Failed`.
     pub fn finish(&self) {
-        let _ = self.life.compare_exchange(
-            Life::Idle as u8,
-            Life::Finished as u8,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let _ = self
+            .life
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |life| {
+                (life != Life::Failed as u8).then_some(Life::Finished as u8)
+            });
     }
 
     /// What `TriggerStats.state` shows.
@@ -382,6 +429,7 @@ impl TriggerHandle {
                 Life::Idle => "idle",
                 Life::Finished => "finished",
                 Life::Failed => "failed",
+                Life::Running => "running",
             }
         }
     }

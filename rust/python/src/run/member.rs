@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use super::count::{Due, Started};
+use super::count::Due;
 use super::handle::TriggerHandle;
+use super::handle::Turn;
 use super::plan::{Entry, PlanKind};
 use super::schedule::Schedule;
 use super::source::{OnceSpec, SourceSpec};
@@ -102,11 +103,11 @@ fn next_call(spec: &SourceSpec, after: DateTime<Utc>, first: bool) -> Option<Dat
 
 /// Log a failed call, then count the call (a trigger that pauses itself
 /// says so after the failure that made it).
-pub(super) fn report_then_count(name: &str, started: Started, outcome: CallOutcome) {
+pub(super) fn report_then_count(name: &str, turn: Turn, outcome: CallOutcome) {
     if let Err(err) = &outcome {
         process::with_python(|py| crate::logging::report_failure(py, name, err.clone_ref(py)));
     }
-    started.ended(Some(&outcome));
+    turn.ended(Some(&outcome));
 }
 
 impl Run {
@@ -119,15 +120,12 @@ impl Run {
         handle: &Arc<TriggerHandle>,
     ) -> PyResult<()> {
         let (name, handle) = (Arc::clone(&handle.name), Arc::clone(handle));
-        // Counted when it starts; its failure is counted by `run_trigger`.
-        let (start, started) = handle.gate(handle.start(Event::Tick), Due::Never, true);
         host::start_now(
             &self.host,
             py,
             Arc::clone(&handle.name),
-            start,
+            handle.start_coroutine(),
             Box::new(move |outcome, _| {
-                drop(started);
                 handle.finish();
                 if let Some(Err(err)) = outcome {
                     process::with_python(|py| crate::logging::report_failure(py, &name, err));
@@ -238,17 +236,16 @@ impl Run {
                         return Ok(());
                     };
                     let start = match release {
-                        Some(release) => releasing(handle.start(event), release),
-                        None => handle.start(event),
+                        Some(release) => releasing(handle.start(event, due, false), release),
+                        None => handle.start(event, due, false),
                     };
-                    let (start, started) = handle.gate(start, due, false);
                     let python = host::call(host, Arc::clone(&handle.name), start);
                     // `ctx.scheduled_at` goes back to `None` when the call
                     // ends — or when a stop drops it unfinished.
                     let ended = CallEnded(Arc::clone(handle));
                     let outcome = python.await;
-                    report_then_count(&handle.name, started, outcome);
-                    drop((ended, turn));
+                    report_then_count(&handle.name, turn, outcome);
+                    drop(ended);
                     Ok(())
                 }
             })

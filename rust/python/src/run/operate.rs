@@ -6,7 +6,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
 
-use super::count::Due;
 use super::handle::TriggerHandle;
 use super::member::report_then_count;
 use super::plan::PlanKind;
@@ -87,10 +86,9 @@ impl Run {
         }
         let turn = handle.turn().await;
         let start = handle.start_extra(at, kind.is_files());
-        let (start, started) = handle.gate(start, Due::Never, true);
         let ended = CallEnded(Arc::clone(handle));
         let outcome = host::call(&self.host, Arc::clone(&handle.name), start).await;
-        report_then_count(&handle.name, started, outcome);
-        drop((ended, turn));
+        report_then_count(&handle.name, turn, outcome);
+        drop(ended);
     }
 }

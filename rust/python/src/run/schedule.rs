@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use agent_triggers_core::{Event, FixedRate, PeriodicTimer};
 use chrono::{DateTime, Utc};
 
-use super::count::{Due, Started};
-use super::handle::TriggerHandle;
+use super::count::Due;
+use super::handle::{TriggerHandle, Turn};
 use crate::host::{self, CallOutcome, Host};
 
 /// `due` on the wall clock (what `ctx.scheduled_at` shows).
@@ -61,7 +61,7 @@ impl Schedule {
     fn arm(self: &Arc<Self>, due: Instant) {
         // Shown before it is armed, and taken back if it was not: a stop
         // between the two leaves `None`, never a stale instant.
-        self.handle.stats.set_next_call_at(Some(wall_clock(due)));
+        self.handle.stats.set_next_due(due);
         let this = Arc::clone(self);
         if !self.timer.arm(due, Arc::new(move || this.fire(due))) {
             self.handle.stats.set_next_call_at(None);
@@ -87,19 +87,14 @@ impl Schedule {
             return;
         };
         let this = Arc::clone(self);
-        let (start, started) = self.handle.gate(
-            self.handle.start(Event::Scheduled(wall_clock(due))),
-            Due::Instant(due),
-            false,
-        );
+        let start = self
+            .handle
+            .start(Event::Scheduled(wall_clock(due)), Due::Instant(due), false);
         host::submit(
             &self.host,
             Arc::clone(&self.handle.name),
             start,
-            Box::new(move |outcome, launched| {
-                drop(turn);
-                this.done(due, outcome, launched, started);
-            }),
+            Box::new(move |outcome, launched| this.done(due, outcome, launched, turn)),
         );
     }
 
@@ -112,20 +107,22 @@ impl Schedule {
         due: Instant,
         outcome: Option<CallOutcome>,
         launched: Option<Instant>,
-        started: Started,
+        turn: Turn,
     ) {
         self.handle.call_ended();
         let rate = self.timer.rate();
         let next = rate.next_due(due, launched.unwrap_or_else(Instant::now));
-        let periods = next.duration_since(due).as_nanos() / rate.period().as_nanos();
-        if periods > 1 {
+        if next > due + rate.period() {
+            let periods = next.duration_since(due).as_nanos() / rate.period().as_nanos();
             self.handle
                 .stats
                 .skipped(u64::try_from(periods - 1).unwrap_or(u64::MAX));
         }
         match outcome {
+            // The turn is given back (by `ended`) before the next tick is
+            // armed: an overdue one fires at once.
             Some(Ok(())) => {
-                started.ended(Some(&Ok(())));
+                turn.ended(Some(&Ok(())));
                 self.arm(next);
             }
             Some(Err(err)) => {
@@ -135,13 +132,14 @@ impl Schedule {
                     crate::logging::report_failure(py, &self.handle.name, err.clone_ref(py));
                     err
                 });
-                started.ended(err.map(Err).as_ref());
+                turn.ended(err.map(Err).as_ref());
                 self.arm(next);
             }
             // Not run: the host is closed (stopping, or its loop is gone) —
             // or holds new calls for a stop that may yet fail: then the
             // schedule goes on, and a stop that goes ahead stops it.
             None => {
+                drop(turn);
                 if !self.host.registry().is_closed() && !self.host.is_known_closed() {
                     self.arm(next);
                 }
