@@ -35,6 +35,7 @@ pyo3::create_exception!(
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     process::init(m.py(), m)?;
+    run::call::register_context_maker(api::context::TriggerContext::make);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "AlreadyStartedError",

@@ -39,7 +39,7 @@ pub struct TriggerContext {
 
 impl TriggerContext {
     /// A trigger's context, on `connection`, delivering with `delivery`
-    /// (the run layer's [`MakeContext`](crate::run::handle::MakeContext)).
+    /// (the run layer's [`MakeContext`](crate::run::call::MakeContext)).
     pub fn make<'py>(
         py: Python<'py>,
         connection: &PyConnection,

@@ -8,7 +8,7 @@ use pyo3::types::{PyBool, PyString};
 
 use super::native::NativeTrigger;
 use crate::arguments::{parse_seconds, type_name};
-use crate::run::source::SourceSpec;
+use crate::run::source::{FilesSpec, SourceSpec};
 
 /// A file-watching trigger made by ``on_file_change()``.
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
@@ -132,11 +132,11 @@ pub fn on_file_change(
         callback,
         name,
         delivery,
-        SourceSpec::Files {
+        SourceSpec::Files(Box::new(FilesSpec {
             path: absolute.clone(),
             recursive,
             debounce,
-        },
+        })),
     )?
     .failure_limit(max_consecutive_failures)?;
     Py::new(

@@ -14,7 +14,6 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use super::context::TriggerContext;
 use super::native::NativeTrigger;
 use crate::arguments::{str_argument, type_name};
 use crate::delivery;
@@ -76,7 +75,9 @@ pub fn check<'py>(argument: &str, object: &Bound<'py, PyAny>) -> PyResult<Checke
             identity: Identity {
                 name: native.name().into(),
                 delivery: native.delivery(),
-                limit: native.max_consecutive_failures(),
+                limit: native
+                    .max_consecutive_failures()
+                    .and_then(std::num::NonZeroU32::new),
             },
             kind: PlanKind::Native {
                 source: native.source().clone(),
@@ -121,7 +122,7 @@ impl Checked<'_> {
         let name = Arc::clone(&self.identity.name);
         let callable = self.callable;
         let coroutine = matches!(self.kind, PlanKind::Coroutine);
-        let handle = TriggerHandle::new(self.identity, connection, TriggerContext::make, |me| {
+        let handle = TriggerHandle::new(self.identity, connection, |me| {
             if !coroutine {
                 return Ok(callable.unbind());
             }

@@ -33,7 +33,7 @@ pub fn keyed_source(
             inner: Box::new(ticks(FleetSchedule::At(*when))),
             fired: Arc::clone(fired),
         }),
-        SourceSpec::Once(OnceSpec::After(_)) | SourceSpec::Files { .. } => return None,
+        SourceSpec::Once(OnceSpec::After(_)) | SourceSpec::Files(_) => return None,
     })
 }
 

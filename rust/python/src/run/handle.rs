@@ -3,26 +3,25 @@
 //! the first call) and what a runner's operations act on — paused or not,
 //! its failure limit, its turn (calls never overlap), `ctx.scheduled_at` and
 //! its stats. Most triggers are idle: the record is kept small (one
-//! allocation; its histogram only once a scheduled call was made).
+//! allocation; its histogram only once a scheduled call was made). The call
+//! it makes is built in `run/call.rs`.
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use agent_triggers_core::{CallStats, Event, RecordTicks, TriggerDelivery};
+use agent_triggers_core::{CallStats, RecordTicks, TriggerDelivery};
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 use tokio::sync::Notify;
 
-use super::connection::{PyConnection, ensure_awaitable};
-use super::count::Due;
-use super::source::event_args;
+use super::connection::PyConnection;
 use crate::gc::Traverse;
-use crate::host::{CallOutcome, Start};
+use crate::host::CallOutcome;
 use crate::process::{self, ForkSafeDrop};
-use crate::python;
 
 /// Where a trigger is in its life, for `TriggerStats.state` (besides paused,
 /// and a native trigger's call running, which are read from elsewhere).
@@ -49,19 +48,18 @@ pub struct TriggerHandle {
     pub name: Arc<str>,
     /// A native trigger's callback; a coroutine trigger's run inside
     /// `run_trigger` (which logs and records its failure).
-    callable: ForkSafeDrop<Py<PyAny>>,
-    connection: Arc<PyConnection>,
-    make_context: MakeContext,
+    pub(super) callable: ForkSafeDrop<Py<PyAny>>,
+    pub(super) connection: Arc<PyConnection>,
     /// `(ctx,)`, made on the first call: an idle trigger (say, hourly) holds
     /// no Python objects for it.
-    args: OnceLock<ForkSafeDrop<Py<PyTuple>>>,
+    pub(super) args: OnceLock<ForkSafeDrop<Py<PyTuple>>>,
     pub stats: CallStats,
     /// The instant the call under way was due (`ctx.scheduled_at`), µs since
     /// the Unix epoch, or [`NOT_SCHEDULED`]: calls never overlap, so one
     /// value serves them all.
     scheduled_at: AtomicI64,
     /// `max_consecutive_failures`.
-    limit: Option<u32>,
+    limit: Option<NonZeroU32>,
     pub delivery: TriggerDelivery,
     paused: AtomicBool,
     /// The turn (see [`Turn`]): `epoch * 4`, plus [`HELD`] while a call of
@@ -140,7 +138,7 @@ impl Drop for Turn {
 pub struct Identity {
     pub name: Arc<str>,
     pub delivery: TriggerDelivery,
-    pub limit: Option<u32>,
+    pub limit: Option<NonZeroU32>,
 }
 
 impl TriggerHandle {
@@ -149,7 +147,6 @@ impl TriggerHandle {
     pub fn new(
         identity: Identity,
         connection: &Arc<PyConnection>,
-        make_context: MakeContext,
         callable: impl FnOnce(&Weak<Self>) -> PyResult<Py<PyAny>>,
     ) -> PyResult<Arc<Self>> {
         let mut failed = None;
@@ -162,7 +159,6 @@ impl TriggerHandle {
                 name: identity.name,
                 callable: ForkSafeDrop::new(callable),
                 connection: Arc::clone(connection),
-                make_context,
                 args: OnceLock::new(),
                 stats: CallStats::default(),
                 scheduled_at: AtomicI64::new(NOT_SCHEDULED),
@@ -178,88 +174,6 @@ impl TriggerHandle {
             Some(err) => Err(err),
             None => Ok(handle),
         }
-    }
-
-    /// What a call of a native trigger answering `event` runs (on the loop
-    /// thread), made while holding the trigger's turn: the call is counted
-    /// as it starts (how late, after `due`) — or declined (it awaits
-    /// nothing) if the trigger was removed meanwhile, or, for a scheduled
-    /// call (not `extra`), paused meanwhile (then it counts as skipped).
-    pub fn start(self: &Arc<Self>, event: Event, due: Due, extra: bool) -> Start {
-        let this = Arc::clone(self);
-        Box::new(move |py| {
-            let removed = this.is_removed();
-            if removed || (!extra && this.is_paused()) {
-                if !removed {
-                    this.skip();
-                }
-                return python::bound(py)?.nothing.bind(py).call0();
-            }
-            let now = Instant::now();
-            this.began(now, due.late(now));
-            this.call(py, &event)
-        })
-    }
-
-    /// What an extra call (`run_now`) runs, holding the turn: `callback(ctx)`
-    /// — with an empty list of changes for a file trigger (`files`) —
-    /// `ctx.scheduled_at` being `at`.
-    pub fn start_extra(self: &Arc<Self>, at: DateTime<Utc>, files: bool) -> Start {
-        let event = if files {
-            Event::Changes(Vec::new())
-        } else {
-            Event::Scheduled(at)
-        };
-        self.set_scheduled_at(Some(at));
-        self.start(event, Due::Never, true)
-    }
-
-    /// What a coroutine trigger's one call of a run runs (on the loop thread).
-    pub fn start_coroutine(self: &Arc<Self>) -> Start {
-        let this = Arc::clone(self);
-        Box::new(move |py| {
-            this.stats.started(Instant::now(), None);
-            this.set_life(Life::Running);
-            this.call(py, &Event::Tick)
-        })
-    }
-
-    /// `(ctx,)`, made on the first call (on the loop thread).
-    fn args<'py>(self: &Arc<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        if let Some(args) = self.args.get() {
-            return Ok(args.bind(py).clone());
-        }
-        let context = (self.make_context)(py, &self.connection, self.delivery, self)?;
-        let args = PyTuple::new(py, [context])?;
-        // Only the loop thread makes it (holding the GIL): no race.
-        let _ = self.args.set(ForkSafeDrop::new(args.clone().unbind()));
-        Ok(args)
-    }
-
-    /// Call the callable; `TypeError` naming the trigger if what it returns
-    /// cannot be awaited.
-    fn call<'py>(self: &Arc<Self>, py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyAny>> {
-        if let Event::Scheduled(due) = event {
-            self.set_scheduled_at(Some(*due));
-        }
-        let extra = event_args(py, event)?;
-        let args = self.args(py)?;
-        let awaitable = if extra.is_empty() {
-            self.callable.bind(py).call1(args)?
-        } else {
-            let args = args.as_sequence().concat(extra.as_sequence())?;
-            self.callable.bind(py).call1(args.to_tuple()?)?
-        };
-        // Coroutines (nearly every callback) need no further look.
-        if !awaitable.is_instance(python::bound(py)?.coroutine_type.bind(py))? {
-            ensure_awaitable(&awaitable, &format!("trigger '{}'", self.name))?;
-        }
-        Ok(awaitable)
-    }
-
-    /// The call under way has ended: `ctx.scheduled_at` is `None` again.
-    pub fn call_ended(&self) {
-        self.set_scheduled_at(None);
     }
 
     pub fn is_paused(&self) -> bool {
@@ -355,7 +269,7 @@ impl TriggerHandle {
 
     /// A call starts `now` (on the loop thread), `late` after its due time
     /// if it had one.
-    fn began(&self, now: Instant, late: Option<Duration>) {
+    pub(super) fn began(&self, now: Instant, late: Option<Duration>) {
         // The call holds the turn: mark it begun (the trigger is running).
         let _ = self
             .turn
@@ -382,7 +296,7 @@ impl TriggerHandle {
     /// A call failed with `text` (`"ValueError: message"`).
     pub fn failed(&self, text: &str) {
         let in_a_row = self.stats.failed(text);
-        if let Some(limit) = self.limit
+        if let Some(limit) = self.limit.map(NonZeroU32::get)
             && in_a_row >= u64::from(limit)
             && !self.paused.swap(true, Ordering::AcqRel)
         {
@@ -451,15 +365,6 @@ impl Traverse for TriggerHandle {
         visit.call(self.args.get().map(|args| &**args))
     }
 }
-
-/// Makes the `TriggerContext` a trigger's calls get (the api layer's class);
-/// its `scheduled_at` is the handle's.
-pub type MakeContext = for<'py> fn(
-    Python<'py>,
-    &PyConnection,
-    TriggerDelivery,
-    &Arc<TriggerHandle>,
-) -> PyResult<Bound<'py, PyAny>>;
 
 /// `"ValueError: message"` (the type's name alone if the message is empty).
 pub fn error_text(py: Python<'_>, err: &PyErr) -> String {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use super::count::Due;
+use super::call::Due;
 use super::handle::TriggerHandle;
 use super::handle::Turn;
 use super::plan::{Entry, PlanKind};

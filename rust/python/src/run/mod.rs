@@ -10,6 +10,7 @@
 //! can be added ([`Run::add`]), removed ([`Run::remove`]) or called once more
 //! ([`Run::run_now`]) — each a [`Member`] of the run.
 
+pub mod call;
 pub mod connection;
 pub mod count;
 pub mod fleet;

@@ -46,7 +46,7 @@ impl PlanKind {
         matches!(
             self,
             Self::Native {
-                source: SourceSpec::Files { .. },
+                source: SourceSpec::Files(_),
                 ..
             }
         )

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use agent_triggers_core::{Event, FixedRate, PeriodicTimer};
 use chrono::{DateTime, Utc};
 
-use super::count::Due;
+use super::call::Due;
 use super::handle::{TriggerHandle, Turn};
 use crate::host::{self, CallOutcome, Host};
 

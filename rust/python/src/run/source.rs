@@ -27,11 +27,17 @@ pub enum SourceSpec {
     Every(Duration),
     Cron(Arc<CronSchedule>),
     Once(OnceSpec),
-    Files {
-        path: PathBuf,
-        recursive: bool,
-        debounce: Duration,
-    },
+    /// Boxed: kept small for the other kinds, of which a process may hold
+    /// hundreds of thousands.
+    Files(Box<FilesSpec>),
+}
+
+/// What `on_file_change` watches.
+#[derive(Clone)]
+pub struct FilesSpec {
+    pub path: PathBuf,
+    pub recursive: bool,
+    pub debounce: Duration,
 }
 
 /// When a one-shot fires.
@@ -52,7 +58,7 @@ impl SourceSpec {
             Self::Cron(_) => "cron",
             Self::Once(OnceSpec::After(_)) => "after",
             Self::Once(OnceSpec::At(..)) => "at",
-            Self::Files { .. } => "on_file_change",
+            Self::Files(_) => "on_file_change",
         }
     }
 
@@ -62,7 +68,7 @@ impl SourceSpec {
     /// `start()`'s error, not a log line later.
     pub fn factory(&self) -> PyResult<SourceFactory> {
         let spec = self.clone();
-        if !matches!(self, Self::Files { .. }) {
+        if !matches!(self, Self::Files(_)) {
             return Ok(Arc::new(move |started| spec.make(started)));
         }
         let watching = Mutex::new(Some(self.make_now(Instant::now())?));
@@ -91,11 +97,11 @@ impl SourceSpec {
                 inner: Box::new(OneShot::new(Deadline::At(*when, Arc::new(SystemClock)))),
                 fired: Arc::clone(fired),
             }),
-            Self::Files {
-                path,
-                recursive,
-                debounce,
-            } => Box::new(FileWatcher::new(path, *recursive, *debounce)?),
+            Self::Files(files) => Box::new(FileWatcher::new(
+                &files.path,
+                files.recursive,
+                files.debounce,
+            )?),
         })
     }
 }
