@@ -147,6 +147,26 @@ class Named(Trigger):
         await asyncio.sleep(3600)
 
 
+def cleaning_up_slowly(
+    started: asyncio.Event, events: list[str]
+) -> Callable[[TriggerContext], Awaitable[None]]:
+    """A trigger (or callback) that sets `started`, sleeps until cancelled, and
+    records `"cancelled"`, then `"finally"` after an async cleanup that takes a while."""
+
+    async def cleaning(ctx: TriggerContext) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        finally:
+            await asyncio.sleep(0.05)  # an async cleanup that takes a while
+            events.append("finally")
+
+    return cleaning
+
+
 async def nothing(ctx: object) -> None:
     pass
 
@@ -338,18 +358,7 @@ async def test_remove_cancels_a_coroutine_trigger_and_returns_after_its_cleanup(
 ) -> None:
     events: list[str] = []
     started = asyncio.Event()
-
-    async def cleaning(ctx: TriggerContext) -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            events.append("cancelled")
-            raise
-        finally:
-            await asyncio.sleep(0.05)  # an async cleanup that takes a while
-            events.append("finally")
-
+    cleaning = cleaning_up_slowly(started, events)
     runner = TriggerRunner([cleaning, every(60, nothing, name="other")], connection)
     async with running(runner):
         await until_set(started)
@@ -363,19 +372,7 @@ async def test_remove_cancels_a_native_call_under_way_and_returns_after_its_clea
 ) -> None:
     events: list[str] = []
     started = asyncio.Event()
-
-    async def long_call(ctx: TriggerContext) -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            events.append("cancelled")
-            raise
-        finally:
-            await asyncio.sleep(0.05)  # an async cleanup that takes a while
-            events.append("finally")
-
-    trig = every(0.02, long_call, name="long")
+    trig = every(0.02, cleaning_up_slowly(started, events), name="long")
     runner = TriggerRunner([trig], connection)
     async with running(runner):
         await until_set(started)
