@@ -28,6 +28,7 @@ from agent_triggers import (
     every,
     on_file_change,
 )
+from agent_triggers._core import NativeTrigger
 
 from conftest import (
     FakeConnection,
@@ -145,6 +146,18 @@ class Named(Trigger):
 
     async def run(self, ctx: TriggerContext) -> None:
         await asyncio.sleep(3600)
+
+
+def two_named_shared(
+    interval: float, first: Calls, second: Calls, other: Calls
+) -> list[NativeTrigger]:
+    """Two triggers named "shared" (an `every(interval)` calling `first`, an hourly
+    `after` calling `second`) around one named "other" (an `every(interval)`)."""
+    return [
+        every(interval, first, name="shared"),
+        every(interval, other, name="other"),
+        after(3600, second, name="shared"),
+    ]
 
 
 def cleaning_up_slowly(
@@ -763,12 +776,7 @@ async def test_pause_and_resume_by_name_act_on_every_trigger_with_that_name(
     connection: FakeConnection,
 ) -> None:
     first, second, other = Calls(), Calls(), Calls()
-    triggers = [
-        every(0.02, first, name="shared"),
-        every(0.02, other, name="other"),
-        after(3600, second, name="shared"),
-    ]
-    runner = TriggerRunner(triggers, connection)
+    runner = TriggerRunner(two_named_shared(0.02, first, second, other), connection)
     async with running(runner):
         runner.pause("shared")
         assert [s.state for s in runner.stats() if s.name == "shared"] == ["paused", "paused"]
@@ -1090,12 +1098,7 @@ async def test_run_now_by_name_calls_each_trigger_with_that_name_once(
     connection: FakeConnection,
 ) -> None:
     first, second, other = Calls(), Calls(), Calls()
-    triggers = [
-        every(3600, first, name="shared"),
-        every(3600, other, name="other"),
-        after(3600, second, name="shared"),
-    ]
-    runner = TriggerRunner(triggers, connection)
+    runner = TriggerRunner(two_named_shared(3600, first, second, other), connection)
     async with running(runner):
         await asyncio.wait_for(runner.run_now("shared"), 10)
         assert (first.count, second.count, other.count) == (1, 1, 0)

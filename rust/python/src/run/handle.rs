@@ -294,7 +294,7 @@ impl TriggerHandle {
     }
 
     /// A call failed with `text` (`"ValueError: message"`).
-    pub fn failed(&self, text: &str) {
+    fn failed(&self, text: &str) {
         let in_a_row = self.stats.failed(text);
         if let Some(limit) = self.limit.map(NonZeroU32::get)
             && in_a_row >= u64::from(limit)
