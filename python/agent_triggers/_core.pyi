@@ -18,6 +18,7 @@ from agent_triggers._trigger import Trigger
 
 __all__ = [
     "AlreadyStartedError",
+    "Awaiting",
     "CronTrigger",
     "EventSource",
     "FileChangeTrigger",
@@ -27,6 +28,7 @@ __all__ = [
     "RedisFleet",
     "TriggerContext",
     "TriggerRunner",
+    "TrioServing",
     "__version__",
     "_inject_panic",
     "after",
@@ -231,6 +233,22 @@ class FileChangeTrigger(NativeTrigger):
     def recursive(self) -> bool: ...
     @property
     def debounce(self) -> float: ...
+
+@final
+class Awaiting:
+    """A Rust future, awaited through ``agent_triggers._awaiting.drive``."""
+
+    def poll(self, wake: Callable[[], object]) -> tuple[bool, Any]: ...
+    def close(self) -> None: ...
+
+@final
+class TrioServing:
+    """The serve task's handle on a trio host (``agent_triggers._trio_host``)."""
+
+    def fileno(self) -> int: ...
+    def opened(self, nursery: Any) -> None: ...
+    def drain(self) -> bool: ...
+    def closed(self) -> None: ...
 
 @final
 class EventSource:

@@ -45,6 +45,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<api::context::TriggerContext>()?;
     m.add_class::<api::native::NativeTrigger>()?;
     m.add_class::<api::native::EventSource>()?;
+    m.add_class::<process::awaiting::Awaiting>()?;
+    m.add_class::<host::trio::TrioServing>()?;
     m.add_class::<api::every::PeriodicTrigger>()?;
     m.add_class::<api::cron::CronTrigger>()?;
     m.add_class::<api::once::OneShotTrigger>()?;

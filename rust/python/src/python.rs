@@ -31,10 +31,14 @@ pub struct Imports {
     pub report_failure: Py<PyAny>,
     pub report_abandoned: Py<PyAny>,
     pub report_paused: Py<PyAny>,
+    /// `agent_triggers._awaiting.drive`: awaits a Rust future on any host.
+    pub drive: Py<PyAny>,
     /// `agent_triggers._trigger_task.nothing`: what a declined call awaits.
     pub nothing: Py<PyAny>,
     /// `agent_triggers._stats.TriggerStats`.
     pub trigger_stats: Py<PyAny>,
+    /// `sniffio.current_async_library`: asyncio or trio (see `host::capture`).
+    pub current_async_library: Py<PyAny>,
     /// The standard library's.
     pub partial: Py<PyAny>,
     pub coroutine_type: Py<PyType>,
@@ -74,8 +78,10 @@ pub fn bound(py: Python<'_>) -> PyResult<&Imports> {
             report_failure: get("agent_triggers._logging", "report_failure")?,
             report_abandoned: get("agent_triggers._logging", "report_abandoned")?,
             report_paused: get("agent_triggers._logging", "report_paused")?,
+            drive: get("agent_triggers._awaiting", "drive")?,
             nothing: get("agent_triggers._trigger_task", "nothing")?,
             trigger_stats: get("agent_triggers._stats", "TriggerStats")?,
+            current_async_library: get("sniffio", "current_async_library")?,
             partial: get("functools", "partial")?,
             coroutine_type: class("types", "CoroutineType")?,
             ensure_future: get("asyncio", "ensure_future")?,

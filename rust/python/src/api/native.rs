@@ -12,14 +12,14 @@ use std::sync::Arc;
 use agent_triggers_core::{EventSource as CoreSource, TriggerDelivery};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::arguments::{positive_count, str_argument, type_name};
 use crate::delivery;
-use crate::process::{WakeThroughGate, runtime};
+use crate::process::awaiting::awaitable;
+use crate::process::runtime;
 use crate::python;
 use crate::run::source::{SourceSpec, event_args};
 
@@ -236,19 +236,21 @@ impl EventSource {
     /// The next event, as the extra arguments of the callback (``()`` for a
     /// due time, ``(changes,)`` for file changes); ``None`` once exhausted.
     /// Cancelling the wait loses no event.
-    async fn next(&self) -> PyResult<Option<Py<PyTuple>>> {
+    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let source = Arc::clone(&self.source);
-        let wait = AbortOnDropHandle::new(
-            self.handle
-                .spawn(async move { source.lock().await.next().await }),
-        );
-        let event = WakeThroughGate(wait)
-            .await
-            .map_err(|e| PyRuntimeError::new_err(format!("the trigger's source failed: {e}")))?;
-        Python::attach(|py| {
-            event
-                .map(|event| event_args(py, &event).map(Bound::unbind))
-                .transpose()
+        let handle = self.handle.clone();
+        awaitable(py, async move {
+            let wait = AbortOnDropHandle::new(
+                handle.spawn(async move { source.lock().await.next().await }),
+            );
+            let event = wait.await.map_err(|e| {
+                PyRuntimeError::new_err(format!("the trigger's source failed: {e}"))
+            })?;
+            Python::attach(|py| {
+                event
+                    .map(|event| event_args(py, &event).map(Bound::unbind))
+                    .transpose()
+            })
         })
     }
 }

@@ -18,7 +18,8 @@ use pyo3::types::{PyDict, PyString};
 use super::plan::check;
 use super::runner::{Running, TriggerRunner};
 use crate::arguments::type_name;
-use crate::process::{WakeThroughGate, runtime};
+use crate::process::awaiting::awaitable;
+use crate::process::runtime;
 use crate::python;
 use crate::run::plan::{Entry, Plan, PlanKind};
 
@@ -91,41 +92,9 @@ impl TriggerRunner {
         }
         Ok(Some(run))
     }
-}
 
-#[pymethods]
-impl TriggerRunner {
-    /// Add ``trigger`` (any kind the constructor takes; ``TypeError``
-    /// otherwise; ``ValueError`` for a ``key=`` another trigger has). A
-    /// started runner starts it at once — its schedule counts from now; else
-    /// it starts with the next ``start()``.
-    fn add(&self, trigger: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = trigger.py();
-        let plan = check("trigger", trigger)?.plan(&self.connection)?;
-        let run = self.run_here(py, "add")?;
-        if let PlanKind::Native { key: Some(key), .. } = &plan.kind
-            && let Some(index) = self.triggers.lock().iter().position(
-                |other| matches!(&other.kind, PlanKind::Native { key: Some(k), .. } if k == key),
-            )
-        {
-            return Err(PyValueError::new_err(format!(
-                "trigger has the key {key:?} of triggers[{index}]: a key names one \
-                 trigger of the fleet"
-            )));
-        }
-        if let Some(run) = run {
-            run.add(py, &plan.entry())?;
-        }
-        self.triggers.lock().push(plan);
-        Ok(())
-    }
-
-    /// Remove ``trigger`` (the object, or every trigger with that name;
-    /// ``KeyError`` if none): it is cancelled and waited for like ``stop()``
-    /// (its ``finally`` blocks have run when this returns). Awaited from
-    /// inside the trigger being removed, the awaiting code is cancelled
-    /// there, and the removal completes.
-    async fn remove(&self, trigger: Py<PyAny>) -> PyResult<()> {
+    /// `remove()`'s work (see there).
+    async fn remove_and_wait(&self, trigger: Py<PyAny>) -> PyResult<()> {
         let (entries, run) = Python::attach(|py| {
             let trigger = trigger.bind(py);
             let entries = self.matching(trigger)?;
@@ -161,9 +130,81 @@ impl TriggerRunner {
                 run.remove(&entry.handle, &entry.kind).await;
             }
         });
-        WakeThroughGate(removing)
+        removing
             .await
             .map_err(|e| PyRuntimeError::new_err(format!("removing the trigger failed: {e}")))
+    }
+
+    /// `run_now()`'s work (see there).
+    async fn run_now_and_wait(&self, trigger: Py<PyAny>) -> PyResult<()> {
+        let at = Utc::now();
+        let (entries, run) = Python::attach(|py| {
+            let entries = self.matching_native(trigger.bind(py), "run_now")?;
+            let run = self.run_here(py, "run_now")?.ok_or_else(|| {
+                PyRuntimeError::new_err(
+                    "run_now() makes a call on the runner's event loop: start() the runner first",
+                )
+            })?;
+            PyResult::Ok((entries, run))
+        })?;
+        let handle = runtime::handle()?;
+        let calls: Vec<_> = entries
+            .into_iter()
+            .map(|entry| {
+                let run = Arc::clone(&run);
+                handle.spawn(async move { run.run_now(&entry.handle, &entry.kind, at).await })
+            })
+            .collect();
+        let all = handle.spawn(async move {
+            for call in calls {
+                call.await?;
+            }
+            Ok::<(), tokio::task::JoinError>(())
+        });
+        all.await
+            .and_then(|joined| joined)
+            .map_err(|e| PyRuntimeError::new_err(format!("the extra call failed to run: {e}")))
+    }
+}
+
+#[pymethods]
+impl TriggerRunner {
+    /// Add ``trigger`` (any kind the constructor takes; ``TypeError``
+    /// otherwise; ``ValueError`` for a ``key=`` another trigger has). A
+    /// started runner starts it at once — its schedule counts from now; else
+    /// it starts with the next ``start()``.
+    fn add(&self, trigger: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = trigger.py();
+        let plan = check("trigger", trigger)?.plan(&self.connection)?;
+        let run = self.run_here(py, "add")?;
+        if let PlanKind::Native { key: Some(key), .. } = &plan.kind
+            && let Some(index) = self.triggers.lock().iter().position(
+                |other| matches!(&other.kind, PlanKind::Native { key: Some(k), .. } if k == key),
+            )
+        {
+            return Err(PyValueError::new_err(format!(
+                "trigger has the key {key:?} of triggers[{index}]: a key names one \
+                 trigger of the fleet"
+            )));
+        }
+        if let Some(run) = run {
+            run.add(py, &plan.entry())?;
+        }
+        self.triggers.lock().push(plan);
+        Ok(())
+    }
+
+    /// Remove ``trigger`` (the object, or every trigger with that name;
+    /// ``KeyError`` if none): it is cancelled and waited for like ``stop()``
+    /// (its ``finally`` blocks have run when this returns). Awaited from
+    /// inside the trigger being removed, the awaiting code is cancelled
+    /// there, and the removal completes.
+    fn remove<'py>(
+        slf: Py<Self>,
+        py: Python<'py>,
+        trigger: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, async move { slf.get().remove_and_wait(trigger).await })
     }
 
     /// Pause ``trigger`` (native triggers only; ``TypeError`` for a
@@ -192,35 +233,12 @@ impl TriggerRunner {
     /// falling due during the extra call is skipped. ``ctx.scheduled_at`` is
     /// when ``run_now`` was called. A failure is logged and counted, not
     /// raised. ``RuntimeError`` if the runner is not started.
-    async fn run_now(&self, trigger: Py<PyAny>) -> PyResult<()> {
-        let at = Utc::now();
-        let (entries, run) = Python::attach(|py| {
-            let entries = self.matching_native(trigger.bind(py), "run_now")?;
-            let run = self.run_here(py, "run_now")?.ok_or_else(|| {
-                PyRuntimeError::new_err(
-                    "run_now() makes a call on the runner's event loop: start() the runner first",
-                )
-            })?;
-            PyResult::Ok((entries, run))
-        })?;
-        let handle = runtime::handle()?;
-        let calls: Vec<_> = entries
-            .into_iter()
-            .map(|entry| {
-                let run = Arc::clone(&run);
-                handle.spawn(async move { run.run_now(&entry.handle, &entry.kind, at).await })
-            })
-            .collect();
-        let all = handle.spawn(async move {
-            for call in calls {
-                call.await?;
-            }
-            Ok::<(), tokio::task::JoinError>(())
-        });
-        WakeThroughGate(all)
-            .await
-            .and_then(|joined| joined)
-            .map_err(|e| PyRuntimeError::new_err(format!("the extra call failed to run: {e}")))
+    fn run_now<'py>(
+        slf: Py<Self>,
+        py: Python<'py>,
+        trigger: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, async move { slf.get().run_now_and_wait(trigger).await })
     }
 
     /// A ``TriggerStats`` per trigger, in order: a snapshot (see

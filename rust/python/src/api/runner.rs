@@ -17,7 +17,9 @@ use super::plan::{check, check_keys};
 use crate::AlreadyStartedError;
 use crate::arguments::{StopTimeout, type_name};
 use crate::gc::Traverse;
-use crate::process::{WakeThroughGate, runtime};
+use crate::host::Host;
+use crate::process::awaiting::awaitable;
+use crate::process::runtime;
 use crate::run::Run;
 use crate::run::connection::PyConnection;
 use crate::run::plan::Plan;
@@ -81,20 +83,36 @@ impl TriggerRunner {
         )
     }
 
-    fn start_now(&self, py: Python<'_>) -> PyResult<()> {
+    /// `AlreadyStartedError` if started (and `RuntimeError` in a forked
+    /// child of a started runner's process).
+    fn ensure_not_started(&self) -> PyResult<()> {
+        let running = self.running.lock();
+        if let Some(run) = running.as_ref() {
+            run.ensure_started_in_this_process()?;
+        }
+        if is_started(&running) {
+            return Err(Self::already_started());
+        }
+        Ok(())
+    }
+
+    /// `start()`: the host of the awaiting task, once it can start calls
+    /// (at once on asyncio; trio's nursery opens in a task of its own).
+    async fn start_here(&self) -> PyResult<()> {
+        let host = Python::attach(|py| {
+            self.ensure_not_started()?;
+            crate::host::capture(py)
+        })?;
+        crate::host::opened(&*host).await?;
+        Python::attach(|py| self.start_now(py, host))
+    }
+
+    fn start_now(&self, py: Python<'_>, host: Arc<dyn Host>) -> PyResult<()> {
         // The lock is not held while Python code runs (building the triggers
         // allocates, and a finalizer run by the GC may call back into us).
-        {
-            let running = self.running.lock();
-            if let Some(run) = running.as_ref() {
-                run.ensure_started_in_this_process()?;
-            }
-            if is_started(&running) {
-                return Err(Self::already_started());
-            }
-        }
+        self.ensure_not_started()?;
         let entries: Vec<_> = self.triggers.lock().iter().map(Plan::entry).collect();
-        let run = Run::start(py, &entries, self.fleet.as_ref())?;
+        let run = Run::start(py, host, &entries, self.fleet.as_ref())?;
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
         if is_started(&running) {
@@ -163,17 +181,14 @@ impl TriggerRunner {
                 }
             }
         });
-        let stopped = WakeThroughGate(waiting)
-            .await
-            .and_then(|stopped| stopped)
-            .map_err(|e| {
-                // The runner is still started: its triggers take new calls again.
-                host.registry().lift_hold();
-                match e.try_into_panic() {
-                    Ok(panic) => crate::logging::internal_error(&fault::panic_message(&*panic)),
-                    Err(e) => PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")),
-                }
-            })?;
+        let stopped = waiting.await.and_then(|stopped| stopped).map_err(|e| {
+            // The runner is still started: its triggers take new calls again.
+            host.registry().lift_hold();
+            match e.try_into_panic() {
+                Ok(panic) => crate::logging::internal_error(&fault::panic_message(&*panic)),
+                Err(e) => PyRuntimeError::new_err(format!("stopping the triggers failed: {e}")),
+            }
+        })?;
         if let (Stopped::Abandoned(unfinished), Some(timeout)) = (stopped, timeout) {
             Python::attach(|py| crate::logging::report_abandoned(py, &unfinished, timeout));
         }
@@ -281,8 +296,8 @@ impl TriggerRunner {
     /// Raises ``AlreadyStartedError`` if already started and not stopped since —
     /// even if every trigger has already returned. In a forked child, a runner
     /// the parent had started raises ``RuntimeError`` (see ``stop()``).
-    async fn start(&self) -> PyResult<()> {
-        Python::attach(|py| self.start_now(py))
+    fn start<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, async move { slf.get().start_here().await })
     }
 
     /// Cancel every trigger and wait until each has finished (its cleanup has
@@ -309,8 +324,21 @@ impl TriggerRunner {
     /// parent, on threads the child does not have; the child makes a runner
     /// of its own instead.
     #[pyo3(signature = (timeout = None))]
-    async fn stop(&self, timeout: Option<StopTimeout>) -> PyResult<()> {
-        self.stop_and_wait(timeout.map(|t| t.0)).await
+    fn stop<'py>(
+        slf: Py<Self>,
+        py: Python<'py>,
+        timeout: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // Checked when awaited, as an `async def` would.
+        awaitable(py, async move {
+            let timeout = Python::attach(|py| {
+                timeout
+                    .filter(|t| !t.is_none(py))
+                    .map(|t| t.extract::<StopTimeout>(py))
+                    .transpose()
+            })?;
+            slf.get().stop_and_wait(timeout.map(|t| t.0)).await
+        })
     }
 
     /// ``True`` while any trigger task is still running: ``False`` once every
@@ -326,20 +354,23 @@ impl TriggerRunner {
     }
 
     /// ``async with runner:`` starts on enter and stops on exit.
-    async fn __aenter__(slf: Py<Self>) -> PyResult<Py<Self>> {
-        Python::attach(|py| slf.get().start_now(py))?;
-        Ok(slf)
+    fn __aenter__<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, async move {
+            slf.get().start_here().await?;
+            Ok(slf)
+        })
     }
 
     #[pyo3(signature = (_exc_type = None, _exc = None, _traceback = None))]
-    async fn __aexit__(
-        &self,
+    fn __aexit__<'py>(
+        slf: Py<Self>,
+        py: Python<'py>,
         _exc_type: Option<Py<PyAny>>,
         _exc: Option<Py<PyAny>>,
         _traceback: Option<Py<PyAny>>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         // Returns None: an exception raised in the block is never suppressed.
-        self.stop_and_wait(None).await
+        awaitable(py, async move { slf.get().stop_and_wait(None).await })
     }
 
     fn __repr__(&self) -> String {

@@ -75,6 +75,16 @@ impl Doorbell {
         ))
     }
 
+    /// A doorbell ringing `ring`, the other end of whose pair its owner
+    /// watches and empties ([`empty`]) itself: trio's serve task does.
+    pub fn ringing(ring: UnixStream, reader: &Arc<Reader>) -> Self {
+        Self {
+            ring,
+            watched: Mutex::new(None),
+            reader: Arc::downgrade(reader),
+        }
+    }
+
     /// Wake the loop, without the GIL.
     pub fn ring(&self) -> Rang {
         if self.reader.strong_count() == 0 {
@@ -92,8 +102,7 @@ impl Doorbell {
     /// answered by the drain under way).
     pub fn answer(&self) {
         if let Some(watched) = self.watched.lock().as_ref() {
-            let mut buffer = [0u8; 256];
-            while matches!((&*watched).read(&mut buffer), Ok(n) if n > 0) {}
+            empty(watched);
         }
     }
 
@@ -110,6 +119,14 @@ impl Doorbell {
         });
         drop(scheduled);
     }
+}
+
+/// Read a watched socket empty: the wake-ups it holds are all answered by
+/// the drain under way.
+#[cfg(unix)]
+pub fn empty(watched: &UnixStream) {
+    let mut buffer = [0u8; 256];
+    while matches!((&*watched).read(&mut buffer), Ok(n) if n > 0) {}
 }
 
 /// Where there is no socket to watch (Windows' proactor loop), wake-ups go

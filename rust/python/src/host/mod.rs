@@ -7,14 +7,15 @@
 //! loop, and keeps every call in its [`Registry`] until the task has really
 //! finished, so that a stop can cancel each one by name — the reason recorded
 //! on it — and wait for their cleanup. asyncio is the first implementation
-//! ([`asyncio::AsyncioHost`]); the interface below is what another loop (trio)
-//! provides.
+//! ([`asyncio::AsyncioHost`]), trio the second ([`trio::TrioHost`]); which
+//! one serves a `start()` is the library that awaits it ([`capture`]).
 
 pub mod asyncio;
 mod call;
 mod doorbell;
 mod queue;
 mod registry;
+pub mod trio;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,6 +55,39 @@ pub trait Host: Send + Sync {
     fn closing(&self) -> WaitForCancellationFutureOwned;
     /// Find out whether the loop closed without telling.
     fn look_whether_closed(&self);
+    /// Resolves once the host can start calls, if it cannot yet (trio's
+    /// nursery opens in a task of its own); `None`: it can now.
+    fn opened(&self) -> Option<WaitForCancellationFutureOwned> {
+        None
+    }
+}
+
+/// The host of the calling task: trio's run if trio awaits `start()` (as
+/// sniffio tells, anyio's trio backend included), else the running asyncio
+/// loop (any loop, uvloop included). Attached, in a task of that host.
+pub fn capture(py: Python<'_>) -> PyResult<Arc<dyn Host>> {
+    let library = crate::python::bound(py)?
+        .current_async_library
+        .bind(py)
+        .call0();
+    match library {
+        Ok(library) if library.eq("trio")? => Ok(trio::TrioHost::capture(py)?),
+        // None found: asyncio's capture says what is wrong.
+        _ => Ok(asyncio::AsyncioHost::capture(py)?),
+    }
+}
+
+/// Wait until `host` can start calls (see [`Host::opened`]).
+pub async fn opened(host: &dyn Host) -> PyResult<()> {
+    let Some(opened) = host.opened() else {
+        return Ok(());
+    };
+    tokio::select! {
+        () = opened => Ok(()),
+        () = host.closing() => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the trio run ended before the runner could start",
+        )),
+    }
 }
 
 /// Run a call on `host`; the returned future resolves with its outcome once

@@ -7,16 +7,13 @@
 //! keep `fork()` out ([`fork`]); a forked child resets what it inherited
 //! (one registration, [`init`]), including the tokio runtime ([`runtime`]).
 
+pub mod awaiting;
 pub mod fork;
 pub mod gate;
 pub mod runtime;
 pub mod thread_state;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
 
 use pyo3::prelude::*;
 
@@ -109,33 +106,4 @@ impl log::Log for GatedLogger {
     }
 
     fn flush(&self) {}
-}
-
-/// A future whose waker enters Python only through the gate: pyo3's
-/// coroutine waker enters Python directly when woken, so futures a native
-/// coroutine awaits are wrapped in this.
-pub struct WakeThroughGate<F>(pub F);
-
-/// The waker is let go of by whichever thread drops the last clone.
-struct GatedWaker(ForkSafeDrop<Waker>);
-
-impl Wake for GatedWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        with_python(|_| self.0.wake_by_ref());
-    }
-}
-
-impl<F: Future> Future for WakeThroughGate<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: structural pinning of the only field; it is never moved out.
-        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
-        let waker = Waker::from(Arc::new(GatedWaker(ForkSafeDrop::new(cx.waker().clone()))));
-        inner.poll(&mut Context::from_waker(&waker))
-    }
 }

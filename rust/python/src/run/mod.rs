@@ -31,7 +31,6 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::host::asyncio::AsyncioHost;
 use crate::host::{self, CancelReason, Host};
 use crate::process::{self, runtime};
 use handle::{Life, TriggerHandle};
@@ -68,8 +67,8 @@ struct Members {
 const GIVE_BACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Run {
-    /// Start `plans` on the calling thread's running loop (attached, on the
-    /// loop thread). Coroutine triggers' tasks are made, in list order,
+    /// Start `plans` on `host`, the calling task's (attached, on its thread;
+    /// see [`crate::host::capture`]). Coroutine triggers' tasks are made, in list order,
     /// before this returns: after `await start(); await asyncio.sleep(0)`
     /// every one has run to its first `await`, as under Antigravity's runner.
     ///
@@ -78,8 +77,12 @@ impl Run {
     /// origin taken and the native triggers armed — an `every` trigger's
     /// first call comes one interval after that, not sooner. Keyed triggers,
     /// with a `fleet`, take their ticks from it instead (on its shared grid).
-    pub fn start(py: Python<'_>, entries: &[Entry], fleet: Option<&FleetConfig>) -> PyResult<Self> {
-        let host: Arc<dyn Host> = AsyncioHost::capture(py)?;
+    pub fn start(
+        py: Python<'_>,
+        host: Arc<dyn Host>,
+        entries: &[Entry],
+        fleet: Option<&FleetConfig>,
+    ) -> PyResult<Self> {
         let handle = runtime::handle()?;
         let _runtime = handle.enter();
         let factories = entries
