@@ -3,8 +3,9 @@
 Long-lived tasks that push messages into an agent's connection: on a precise
 interval (``every``), on a cron schedule (``cron``), once (``after``, ``at``), on
 a file change (``on_file_change``), or on any event a coroutine of yours waits for. Timing,
-task handles and abort-on-drop live in Rust; Python sees a small asyncio API
-that is a drop-in for ``google.antigravity.triggers``.
+task handles and abort-on-drop live in Rust; Python sees a small async API, on
+asyncio or trio (whichever awaits ``start()``), that is a drop-in for
+``google.antigravity.triggers``.
 """
 
 from agent_triggers._core import (

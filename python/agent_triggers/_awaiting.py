@@ -28,13 +28,26 @@ if TYPE_CHECKING:
 
 async def drive(awaiting: Awaiting) -> Any:
     """Await ``awaiting`` to its result on the running host (asyncio or trio)."""
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        library = "asyncio"  # asyncio.get_running_loop() says what is wrong
-    if library == "trio":
+    if _library() == "trio":
         return await _on_trio(awaiting)
     return await _on_asyncio(awaiting)
+
+
+async def checkpoint() -> None:
+    """Let the running host (asyncio or trio) run other tasks once."""
+    if _library() == "trio":
+        import trio
+
+        await trio.lowlevel.checkpoint()
+    else:
+        await asyncio.sleep(0)
+
+
+def _library() -> str:
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return "asyncio"  # asyncio.get_running_loop() says what is wrong
 
 
 async def _on_asyncio(awaiting: Awaiting) -> Any:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+from agent_triggers._awaiting import checkpoint
 
 
 class TriggerDelivery(str, enum.Enum):
@@ -49,7 +50,7 @@ async def send_when_idle(
         return
     await wait_for_idle()
     while not ctx.is_idle:
-        await asyncio.sleep(0)  # the loop runs on, even for a contradictory connection
+        await checkpoint()  # the loop runs on, even for a contradictory connection
         await wait_for_idle()
     await send(content)
 

@@ -12,6 +12,7 @@ done-callback.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,7 @@ async def run_trigger(
     """Run ``trigger(ctx)`` to its end; log (not raise) how it failed, and tell
     ``record_failure`` (the runner's stats).
 
-    A cancellation asked for (by ``stop()``, or the loop's shutdown) goes on up,
+    A cancellation asked for (by ``stop()``, or the host's shutdown) goes on up,
     as do ``KeyboardInterrupt`` and ``SystemExit`` (the loop re-raises them) and
     ``GeneratorExit`` (the coroutine is being closed). A ``CancelledError`` the
     trigger's own code raised, with nobody cancelling the task, is a failure
@@ -51,12 +52,32 @@ async def run_trigger(
     except Exception as exc:  # noqa: BLE001 - a failing trigger must not disturb the loop
         report_failure(name, exc)
         record_failure(exc)
+    except BaseException as exc:
+        if not _stray_trio_cancellation(exc):
+            raise
+        report_failure(name, exc)
+        record_failure(exc)
+
+
+def _stray_trio_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``trio.Cancelled`` with nobody cancelling this task:
+    let out of a cancel scope of the trigger's own, it is a failure like any other
+    (trio's twin of asyncio's "cancelled by nobody")."""
+    trio = sys.modules.get("trio")
+    return (
+        trio is not None
+        and isinstance(exc, trio.Cancelled)
+        and trio.current_effective_deadline() != -math.inf
+    )
 
 
 def _cancelled_by_nobody() -> bool:
     if sys.version_info < (3, 11):
         return False
-    task = asyncio.current_task()
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return True  # not on asyncio (trio): asyncio's cancellation is nobody's
     return task is not None and task.cancelling() == 0
 
 

@@ -12,6 +12,7 @@ its next checkpoint, and its cleanup runs before the call counts as ended.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -45,15 +46,27 @@ async def run_call(
     scope: trio.CancelScope,
     done: Callable[[BaseException | None], None],
 ) -> None:
-    """Await one call inside ``scope`` and tell ``done`` how it ended: ``None``,
-    or the exception it raised (``Cancelled`` when the trio run is ending)."""
+    """Await one call inside ``scope`` and tell ``done`` how it ended: ``None``
+    (returned, or cancelled), or the exception it failed with."""
     try:
         with scope:
-            await awaitable
+            if trio.current_effective_deadline() == -math.inf:
+                # Cancelled before its first step (a stop right after start(),
+                # the run ending): it never runs, as under asyncio — closed,
+                # not left "never awaited".
+                close = getattr(awaitable, "close", None)
+                if close is not None:
+                    close()
+            else:
+                await awaitable
     except trio.Cancelled as exc:
-        # Not this call's scope (that one stops here): the run is ending.
+        if trio.current_effective_deadline() == -math.inf:
+            # Not this call's scope (that one stops here): the run is ending.
+            done(None)
+            raise
+        # Nobody cancels this task: a Cancelled the call's own code let out of
+        # some scope of its own is its failure (as asyncio's "cancelled by nobody").
         done(exc)
-        raise
     except BaseException as exc:  # noqa: BLE001 - the call's outcome, reported by the host
         done(exc)
     else:

@@ -33,7 +33,8 @@ use crate::run::plan::Plan;
 /// replica of the fleet only; two triggers with one key are a ``ValueError``.
 ///
 /// ``await start()`` runs every trigger concurrently, each with its own
-/// ``TriggerContext``; Python code runs as tasks of the calling event loop with
+/// ``TriggerContext``; Python code runs as tasks of the calling host (the asyncio
+/// loop, or the trio run, that awaited ``start()``) with
 /// the caller's contextvars. ``await stop()`` cancels them all and returns once
 /// each has finished, its ``except``/``finally`` blocks included. A trigger that
 /// raises is logged (logger ``agent_triggers``, ERROR) and does not disturb the
@@ -196,7 +197,7 @@ impl TriggerRunner {
     }
 }
 
-/// Stop `run` once its loop is closed (`asyncio.run()` returned with the
+/// Stop `run` once its loop is closed (`asyncio.run()` or `trio.run()` returned with the
 /// runner started): its native triggers would otherwise go on waking for a
 /// loop that can run nothing, and its file watches stay open, until `stop()`.
 /// The runner then counts as stopped, and can be started on another loop.
@@ -291,7 +292,8 @@ impl TriggerRunner {
         })
     }
 
-    /// Start every trigger as a task of the running event loop.
+    /// Start every trigger as a task of the awaiting host: the running asyncio
+    /// loop, or (under trio) a nursery the runner keeps in the trio run.
     ///
     /// Raises ``AlreadyStartedError`` if already started and not stopped since —
     /// even if every trigger has already returned. In a forked child, a runner

@@ -82,9 +82,11 @@ pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
 
 /// Route the core's `tracing` events (emitted as `log` records) to Python's
 /// `logging`, under the logger named by their target (`agent_triggers`),
-/// through the gate.
+/// through the gate. Levels are not cached: a level set at run time (say, INFO
+/// on `agent_triggers` to see a fleet's reconnects) takes effect at once, and
+/// the core logs rarely (warnings, errors, a fleet's state changes).
 fn install_log_bridge(py: Python<'_>) -> PyResult<()> {
-    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)?;
+    let logger = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?;
     // Another copy of this module in the process may have installed one first.
     if log::set_boxed_logger(Box::new(GatedLogger(logger))).is_ok() {
         log::set_max_level(log::LevelFilter::Debug);

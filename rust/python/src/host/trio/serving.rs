@@ -100,17 +100,12 @@ impl CallDone {
 
 #[pymethods]
 impl CallDone {
-    /// ``error``: ``None`` if the call returned or was cancelled by its
-    /// scope, else what it raised — ``trio.Cancelled`` when the run is ending
-    /// (not a failure); anything else is the call's failure, logged.
-    fn __call__(&self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    /// ``error``: ``None`` if the call returned or was cancelled, else what it
+    /// failed with (logged).
+    fn __call__(&self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) {
         // Breaks the cycle scope -> ... -> call -> scope.
         drop(self.0.take_task());
-        let outcome: CallOutcome = match error {
-            None => Ok(()),
-            Some(error) if error.is_instance(super::imports(py)?.cancelled.bind(py))? => Ok(()),
-            Some(error) => Err(PyErr::from_value(error)),
-        };
+        let outcome: CallOutcome = error.map_or(Ok(()), |error| Err(PyErr::from_value(error)));
         match self.1.upgrade() {
             Some(host) => report_unreceived(py, &host.registry, &self.0, outcome),
             None => {
@@ -119,6 +114,5 @@ impl CallDone {
                 }
             }
         }
-        Ok(())
     }
 }
