@@ -20,14 +20,16 @@ import platform
 import re
 import sys
 import tempfile
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
+import anyio
 import pytest
+import sniffio
 from hypothesis import settings
 
 from agent_triggers import TriggerContext, TriggerRunner, after, cron, every
@@ -51,18 +53,62 @@ def loop_factories() -> dict[str, LoopFactory]:
     return factories
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, LoopFactory]:
-    """Run every async test on each of `loop_factories()`.
+def backends() -> list[Any]:
+    """The hosts every async test runs on (anyio's pytest plugin, `anyio_mode =
+    "auto"`): asyncio's own loop, asyncio on uvloop where it is installed (never
+    on Windows; not without the dev extras), and trio (not on Windows: see
+    docs/contract.md §7). Ids: `[asyncio]`, `[uvloop]`, `[trio]`."""
+    no_options: dict[str, Any] = {}
+    params = [pytest.param(("asyncio", no_options), id="asyncio")]
+    if "uvloop" in loop_factories():
+        params.append(pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"))
+    if sys.platform != "win32":  # the trio host needs Unix in this release (§7)
+        params.append(pytest.param(("trio", no_options), id="trio"))
+    return params
 
-    pytest-asyncio's hook (1.4+; it replaces the deprecated `event_loop_policy`
-    fixture) parametrises each async test with one loop per entry, its id showing
-    the loop: `[asyncio]`, `[uvloop]`. An older pytest-asyncio ignores it
-    (`optionalhook`) and runs the tests on asyncio's loop only.
-    """
-    return loop_factories()
+
+ASYNCIO_BACKENDS = [param for param in backends() if param.id != "trio"]
+"""For a module whose tests are about asyncio itself (its loops, its task API, a
+peer built on it): override `anyio_backend` there with these params."""
+
+
+asyncio_only = pytest.mark.parametrize("anyio_backend", ASYNCIO_BACKENDS)
+"""For one test about asyncio itself: `@asyncio_only` runs it on asyncio and
+uvloop only."""
+
+
+@pytest.fixture(params=backends())
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    """A new host per test (function scope: no loop is shared between tests)."""
+    return request.param
+
+
+Host = tuple[str, dict[str, Any]]
+"""An `anyio_backend` param: asyncio's own loop, uvloop or trio (see `backends`)."""
+
+
+def run_on(host: Host, main: Callable[[], Awaitable[None]]) -> None:
+    """Run `main()` to completion on a new `host` (as hypothesis examples run async
+    code: a sync test parametrised with `backends()`)."""
+    backend, options = host
+    anyio.run(main, backend=backend, backend_options=options)
+
+
+def on_trio() -> bool:
+    """Whether the running test's host is trio."""
+    return sniffio.current_async_library() == "trio"
+
+
+def cancelled() -> type[BaseException]:
+    """The running host's cancellation exception: `asyncio.CancelledError` or
+    `trio.Cancelled`."""
+    return anyio.get_cancelled_exc_class()
+
+
+async def bounded(awaitable: Awaitable[T], timeout: float) -> T:
+    """Await `awaitable`, raising `TimeoutError` after `timeout` s (on any host)."""
+    with anyio.fail_after(timeout):
+        return await awaitable
 
 
 def antigravity_sdk_missing() -> str | None:
@@ -116,7 +162,7 @@ class FakeConnection:
         self._idle = idle
         # Created on first wait, inside the running loop (Python 3.9's Event binds
         # to a loop at construction).
-        self._idle_event: asyncio.Event | None = None
+        self._idle_event: anyio.Event | None = None
 
     @property
     def is_idle(self) -> bool:
@@ -127,13 +173,13 @@ class FakeConnection:
         if self._idle_event is not None:
             if idle:
                 self._idle_event.set()
-            else:
-                self._idle_event.clear()
+            elif self._idle_event.is_set():
+                self._idle_event = anyio.Event()  # anyio's events are never cleared
 
     async def wait_for_idle(self) -> None:
         self.waits += 1
         if self._idle_event is None:
-            self._idle_event = asyncio.Event()
+            self._idle_event = anyio.Event()
             if self._idle:
                 self._idle_event.set()
         await self._idle_event.wait()
@@ -203,22 +249,21 @@ async def wait_for(
     predicate: Callable[[], object], timeout: float = 5.0, what: str | None = None
 ) -> None:
     """Poll `predicate` every 10 ms until it is truthy; fail the test after `timeout` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = anyio.current_time() + timeout
     while True:
         if predicate():
             return
-        if loop.time() >= deadline:
+        if anyio.current_time() >= deadline:
             description = what or getattr(predicate, "__name__", repr(predicate))
             pytest.fail(f"timed out after {timeout} s waiting for: {description}")
-        await asyncio.sleep(0.01)  # the poll interval
+        await anyio.sleep(0.01)  # the poll interval
 
 
-async def until_set(event: asyncio.Event, timeout: float = 5.0, what: str | None = None) -> None:
+async def until_set(event: anyio.Event, timeout: float = 5.0, what: str | None = None) -> None:
     """Wait until `event` is set; fail the test after `timeout` s."""
     try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except asyncio.TimeoutError:
+        await bounded(event.wait(), timeout)
+    except TimeoutError:
         pytest.fail(f"timed out after {timeout} s waiting for: {what or 'the event to be set'}")
 
 
@@ -227,20 +272,20 @@ async def running(
     runner: TriggerRunner, *, stop_within: float = 10.0
 ) -> AsyncGenerator[None, None]:
     """`async with runner:`, with the stop on exit bounded: after `stop_within` s it
-    raises `asyncio.TimeoutError` and fails the test instead of hanging it."""
+    raises `TimeoutError` and fails the test instead of hanging it."""
     await runner.start()
     try:
         yield
     finally:
-        await asyncio.wait_for(runner.stop(), stop_within)
+        await bounded(runner.stop(), stop_within)
 
 
 async def wait_forever(ctx: object) -> None:
     """A trigger that sleeps until cancelled."""
-    await asyncio.sleep(3600)
+    await anyio.sleep(3600)
 
 
-def sleeper(started: asyncio.Event) -> Callable[[object], Coroutine[Any, Any, None]]:
+def sleeper(started: anyio.Event) -> Callable[[object], Coroutine[Any, Any, None]]:
     """A trigger that sets `started` once it runs, then sleeps until cancelled.
 
     `await until_set(started)` after `start()` is the point where it is running: a
@@ -250,7 +295,7 @@ def sleeper(started: asyncio.Event) -> Callable[[object], Coroutine[Any, Any, No
 
     async def sleeper(ctx: object) -> None:
         started.set()
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     return sleeper
 
@@ -259,16 +304,19 @@ class Stubborn:
     """A trigger that swallows every cancellation until `release()`d: what
     `stop(timeout=...)` abandons.
 
-    Make it inside the running loop (Python 3.9's Event binds to a loop at
-    construction). The runner names it by its class: `'Stubborn'`.
+    Make it inside the running host (anyio's Event is made for one). The runner
+    names it by its class: `'Stubborn'`. After the first cancellation it waits
+    shielded: trio's cancellation is level-triggered (every later checkpoint in
+    the cancelled scope raises again), asyncio's is a single `cancel()` — so
+    `cancellations` counts how many times the runner cancelled it, on both.
     """
 
     def __init__(self) -> None:
         self.calls = 0
         self.cancellations = 0
         self.finished = False
-        self.started = asyncio.Event()
-        self.released = asyncio.Event()
+        self.started = anyio.Event()
+        self.released = anyio.Event()
 
     async def __call__(self, ctx: object) -> None:
         self.calls += 1
@@ -276,8 +324,12 @@ class Stubborn:
         try:
             while not self.released.is_set():
                 try:
-                    await self.released.wait()
-                except asyncio.CancelledError:
+                    if self.cancellations:
+                        with anyio.CancelScope(shield=True):
+                            await self.released.wait()
+                    else:
+                        await self.released.wait()
+                except cancelled():
                     self.cancellations += 1
         finally:
             self.finished = True
@@ -288,12 +340,11 @@ class Stubborn:
 
 async def stays_false(predicate: Callable[[], object], duration: float = 0.1) -> bool:
     """Whether `predicate` stays falsy for `duration` s (polled every 10 ms)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + duration
-    while loop.time() < deadline:
+    deadline = anyio.current_time() + duration
+    while anyio.current_time() < deadline:
         if predicate():
             return False
-        await asyncio.sleep(0.01)  # the poll interval
+        await anyio.sleep(0.01)  # the poll interval
     return not predicate()
 
 
@@ -564,7 +615,7 @@ def hostile_triggers(
                 probe.returned.append(name)
                 if not loop:
                     return
-                await asyncio.sleep(0.05)  # the pace of its calls
+                await anyio.sleep(0.05)  # the pace of its calls
 
         hostile.__name__ = name
         return hostile
@@ -598,7 +649,7 @@ class Bystanders:
         async def bystander_python(ctx: TriggerContext) -> None:
             while True:
                 self.python_ticks += 1
-                await asyncio.sleep(0.02)  # the pace of its ticks
+                await anyio.sleep(0.02)  # the pace of its ticks
 
         async def bystander_every(ctx: TriggerContext) -> None:
             self.every_ticks += 1
@@ -644,10 +695,10 @@ async def run_hostile(
             lambda: until(probe), timeout=CALLED_WITHIN, what="the hostile triggers to be called"
         )
         await bystanders.keep_running()
-        await asyncio.wait_for(runner.stop(), STOP_WITHIN)
+        await bounded(runner.stop(), STOP_WITHIN)
         assert not runner.is_running
         stopped_at = bystanders.ticks()
-        await asyncio.sleep(0.1)  # several ticks' time for a stray one to show up (a negative)
+        await anyio.sleep(0.1)  # several ticks' time for a stray one to show up (a negative)
         assert bystanders.ticks() == stopped_at, "a trigger fired after stop() returned"
     finally:
         # After a failure above, leave nothing firing into later tests.

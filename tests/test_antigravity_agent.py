@@ -50,10 +50,11 @@ from typing import Any, NoReturn, Protocol
 
 import pytest
 
-from conftest import antigravity_sdk_missing
+from conftest import ASYNCIO_BACKENDS, antigravity_sdk_missing
 
 if reason := antigravity_sdk_missing():
     pytest.skip(reason, allow_module_level=True)
+
 
 from google.antigravity import (  # pyright: ignore[reportMissingTypeStubs]
     Agent,
@@ -62,6 +63,14 @@ from google.antigravity import (  # pyright: ignore[reportMissingTypeStubs]
 )
 
 import agent_triggers as at
+
+
+# The Antigravity SDK is asyncio's (its Agent, its runner): these sessions run on
+# asyncio and uvloop; trio has no Antigravity to drive.
+@pytest.fixture(params=ASYNCIO_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
 
 # What each trigger sends: its message must reach the model.
 MARKERS = (

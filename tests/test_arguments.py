@@ -48,10 +48,12 @@ from conftest import (
     UTC,
     WATCHED,
     FakeConnection,
+    Host,
     assert_rejection,
+    backends,
     noop,
     rejected,
-    run,
+    run_on,
     sender,
     wait_for,
 )
@@ -122,6 +124,7 @@ def test_a_non_datetime_when_is_a_type_error_naming_when(when: Any) -> None:
         at(when, noop)
 
 
+@pytest.mark.parametrize("host", backends())
 @RUNNING
 @given(
     past=st.lists(
@@ -140,7 +143,7 @@ def test_a_non_datetime_when_is_a_type_error_naming_when(when: Any) -> None:
         dt.datetime(1970, 1, 1, tzinfo=UTC),
     ]
 )
-def test_datetimes_in_the_past_fire_once_at_once(past: list[dt.datetime]) -> None:
+def test_datetimes_in_the_past_fire_once_at_once(host: Host, past: list[dt.datetime]) -> None:
     async def main() -> None:
         connection = FakeConnection()
         triggers = [at(when, sender(str(i))) for i, when in enumerate(past)]
@@ -149,7 +152,7 @@ def test_datetimes_in_the_past_fire_once_at_once(past: list[dt.datetime]) -> Non
             await wait_for(lambda: not runner.is_running, timeout=10)
         assert sorted(connection.sent, key=int) == [str(i) for i in range(len(past))]
 
-    run(main)
+    run_on(host, main)
 
 
 # --- cron(expression, ..., tz=...) ------------------------------------------------------

@@ -18,7 +18,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
+import trio
 
 from agent_triggers import TriggerContext, TriggerRunner
 
@@ -37,8 +40,12 @@ from conftest import (
     Send,
     SendFailedError,
     as_connection,
+    asyncio_only,
+    bounded,
+    cancelled,
     error_records,
     hostile_names,
+    on_trio,
     run_hostile,
     send_method,
     wait_for,
@@ -170,7 +177,7 @@ def test_absent_is_idle_means_always_idle(
 async def test_absent_wait_for_idle_lets_send_when_idle_send_at_once(
     bare_connection: BareConnection,
 ) -> None:
-    await asyncio.wait_for(TriggerContext(bare_connection).send_when_idle("now"), timeout=2.0)
+    await bounded(TriggerContext(bare_connection).send_when_idle("now"), 2.0)
     assert bare_connection.sent == ["now"]
 
 
@@ -178,23 +185,30 @@ async def test_absent_wait_for_idle_on_an_antigravity_connection(
     antigravity_connection: AntigravityConnection,
 ) -> None:
     ctx = TriggerContext(antigravity_connection)
-    await asyncio.wait_for(ctx.send_when_idle("now"), timeout=2.0)
+    await bounded(ctx.send_when_idle("now"), 2.0)
     assert antigravity_connection.sent == ["now"]
 
 
 async def test_present_wait_for_idle_is_awaited_before_sending(
     busy_connection: FakeConnection,
 ) -> None:
-    task = asyncio.ensure_future(TriggerContext(busy_connection).send_when_idle("later"))
-    try:
-        await wait_for(lambda: busy_connection.waits == 1, what="the send to wait for idle")
-        await asyncio.sleep(0.1)  # time for a send that did not wait to show up (a negative)
-        assert busy_connection.sent == []
-        busy_connection.set_idle(True)
-        await asyncio.wait_for(task, timeout=5.0)
-        assert busy_connection.sent == ["later"]
-    finally:
-        task.cancel()
+    sent = anyio.Event()
+
+    async def send_when_idle() -> None:
+        await TriggerContext(busy_connection).send_when_idle("later")
+        sent.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(send_when_idle)
+        try:
+            await wait_for(lambda: busy_connection.waits == 1, what="the send to wait for idle")
+            await anyio.sleep(0.1)  # time for a send that did not wait to show up (a negative)
+            assert busy_connection.sent == []
+            busy_connection.set_idle(True)
+            await bounded(sent.wait(), 5.0)
+            assert busy_connection.sent == ["later"]
+        finally:
+            tasks.cancel_scope.cancel()
 
 
 # --- validation at construction ------------------------------------------------
@@ -411,8 +425,8 @@ class HangingSendConnection:
     async def send_trigger(self, content: str) -> None:
         self.started.append(content)
         try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
+            await anyio.Event().wait()
+        except cancelled():
             self.cancelled.append(content)
             raise
 
@@ -444,8 +458,8 @@ class HangingIdleConnection:
     async def wait_for_idle(self) -> None:
         self.waits += 1
         try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
+            await anyio.Event().wait()
+        except cancelled():
             self.cancelled_waits += 1
             raise
 
@@ -491,12 +505,27 @@ async def test_a_send_replaced_by_a_non_callable_is_a_type_error_logged_for_each
     assert connection.sent == []
 
 
-# --- a send whose awaitable raises CancelledError itself ---------------------------
+# --- a send whose awaitable raises the host's cancellation itself --------------------
+
+
+async def stray_trio_cancelled() -> BaseException:
+    """A `trio.Cancelled` no scope is cancelling any more: caught inside the scope
+    that raised it, to be raised again outside it (how trio code that mishandles
+    a cancellation lets one loose)."""
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            await trio.lowlevel.checkpoint()
+        except trio.Cancelled as exc:
+            return exc
+    raise AssertionError("the cancelled scope did not cancel the checkpoint")
 
 
 class SelfCancellingConnection:
-    """`send_trigger` returns an awaitable that raises `CancelledError` though
-    nobody cancelled anything: a coroutine raising it, or a cancelled future."""
+    """`send_trigger` returns an awaitable that raises the host's cancellation
+    exception though nobody cancelled anything: a coroutine raising it
+    (`CancelledError` on asyncio, a stray `trio.Cancelled` on trio), or, on
+    asyncio, a cancelled future."""
 
     def __init__(self, flavour: str) -> None:
         self.flavour = flavour
@@ -511,40 +540,52 @@ class SelfCancellingConnection:
         return future
 
     async def _raise(self) -> None:
+        if on_trio():
+            raise await stray_trio_cancelled()
         raise asyncio.CancelledError
 
 
-SELF_CANCELLING = pytest.mark.parametrize("flavour", ["coroutine", "cancelled-future"])
-
-
-@SELF_CANCELLING
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_send_raising_cancelled_error_ends_only_that_call(
+async def assert_self_cancelling_ends_only_that_call(
     kind: Kind, flavour: str, captured: pytest.LogCaptureFixture
 ) -> None:
-    # The CancelledError ends the hostile trigger's call (a Python trigger
+    # The cancellation ends the hostile trigger's call (a Python trigger
     # ends; an `every` goes on to its next tick) and leaks nowhere: the
     # bystanders, the runner and this test's own task run on.
     connection = SelfCancellingConnection(flavour)
     probe = await run_hostile(connection, kind, failing_once_or_repeating(kind))
     assert probe.returned == []
     assert set(connection.attempts) == hostile_names(kind)
-    await asyncio.sleep(0)  # this task was not cancelled
-    # Whether it is logged: see the next test.
+    await anyio.lowlevel.checkpoint()  # this task was not cancelled
+    # Whether it is logged: see the tests after these.
     assert all(
-        isinstance(exc, asyncio.CancelledError)
+        isinstance(exc, cancelled())
         for name in hostile_names(kind)
         for exc in logged_failures(captured, name)
     )
 
 
-@pytest.mark.skipif(
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_send_raising_the_hosts_cancellation_ends_only_that_call(
+    kind: Kind, captured: pytest.LogCaptureFixture
+) -> None:
+    await assert_self_cancelling_ends_only_that_call(kind, "coroutine", captured)
+
+
+@asyncio_only  # an asyncio future: trio cannot await one
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_send_returning_a_cancelled_future_ends_only_that_call(
+    kind: Kind, captured: pytest.LogCaptureFixture
+) -> None:
+    await assert_self_cancelling_ends_only_that_call(kind, "cancelled-future", captured)
+
+
+LOGGED_SINCE_311 = pytest.mark.skipif(
     sys.version_info < (3, 11),
     reason="Task.cancelling(), which tells a CancelledError nobody asked for, is 3.11+",
 )
-@SELF_CANCELLING
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_send_raising_cancelled_error_on_its_own_is_logged(
+
+
+async def assert_self_cancelling_is_logged(
     kind: Kind, flavour: str, captured: pytest.LogCaptureFixture
 ) -> None:
     # The runner did not cancel these calls, so their end is a failure, not
@@ -552,7 +593,24 @@ async def test_a_send_raising_cancelled_error_on_its_own_is_logged(
     # (A Python trigger ended this way would otherwise vanish without a trace.)
     connection = SelfCancellingConnection(flavour)
     await run_hostile(connection, kind, failing_once_or_repeating(kind))
-    assert_each_failed_with(captured, hostile_names(kind), asyncio.CancelledError)
+    assert_each_failed_with(captured, hostile_names(kind), cancelled())
+
+
+@LOGGED_SINCE_311
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_send_raising_the_hosts_cancellation_on_its_own_is_logged(
+    kind: Kind, captured: pytest.LogCaptureFixture
+) -> None:
+    await assert_self_cancelling_is_logged(kind, "coroutine", captured)
+
+
+@LOGGED_SINCE_311
+@asyncio_only  # an asyncio future: trio cannot await one
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_send_returning_a_cancelled_future_on_its_own_is_logged(
+    kind: Kind, captured: pytest.LogCaptureFixture
+) -> None:
+    await assert_self_cancelling_is_logged(kind, "cancelled-future", captured)
 
 
 # --- is_idle that raises or blocks --------------------------------------------------
@@ -586,7 +644,7 @@ class RaisingIdleMethodConnection:
 
 
 class SlowIdleConnection:
-    """`is_idle` blocks the loop briefly, then says idle."""
+    """`is_idle` blocks the host briefly, then says idle."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
@@ -594,7 +652,7 @@ class SlowIdleConnection:
 
     @property
     def is_idle(self) -> bool:
-        time.sleep(0.05)  # blocks the loop briefly, the point of this connection
+        time.sleep(0.05)  # blocks the host briefly, the point of this connection
         self.reads += 1
         return True
 

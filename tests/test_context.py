@@ -3,11 +3,12 @@ the content it sends: any `str` arrives exactly, in order (property-based)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -18,15 +19,38 @@ from conftest import (
     QUICK,
     RUNNING,
     FakeConnection,
+    Host,
     MethodIdleConnection,
+    backends,
+    bounded,
+    cancelled,
     rejected,
-    run,
+    run_on,
     stays_false,
+    until_set,
     wait_for,
 )
 
 NOT_STR = [5, b"bytes", None, ["a"]]
 NOT_STR_IDS = ["int", "bytes", "None", "list"]
+
+
+@asynccontextmanager
+async def in_background(awaitable: Awaitable[None]) -> AsyncGenerator[anyio.Event, None]:
+    """Await `awaitable` in a task of the running host; yields an event set once it
+    has returned. Leaving the block cancels it if it has not."""
+    returned = anyio.Event()
+
+    async def await_it() -> None:
+        await awaitable
+        returned.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(await_it)
+        try:
+            yield returned
+        finally:
+            group.cancel_scope.cancel()
 
 
 # --- construction --------------------------------------------------------------
@@ -51,7 +75,7 @@ async def test_send_sends_now_even_while_the_agent_is_busy(
     busy_connection: FakeConnection,
 ) -> None:
     ctx = TriggerContext(busy_connection)
-    await asyncio.wait_for(ctx.send("interrupt"), timeout=2.0)
+    await bounded(ctx.send("interrupt"), timeout=2.0)
     assert busy_connection.sent == ["interrupt"]
 
 
@@ -92,7 +116,7 @@ async def test_deliver_rejects_non_str_content(connection: FakeConnection, conte
 
 
 async def test_send_when_idle_sends_at_once_when_idle(connection: FakeConnection) -> None:
-    await asyncio.wait_for(TriggerContext(connection).send_when_idle("idle now"), timeout=2.0)
+    await bounded(TriggerContext(connection).send_when_idle("idle now"), timeout=2.0)
     assert connection.sent == ["idle now"]
 
 
@@ -100,15 +124,12 @@ async def test_send_when_idle_never_sends_mid_turn_and_sends_once_idle(
     busy_connection: FakeConnection,
 ) -> None:
     ctx = TriggerContext(busy_connection)
-    task = asyncio.ensure_future(ctx.send_when_idle("after the turn"))
-    try:
+    async with in_background(ctx.send_when_idle("after the turn")) as returned:
         assert await stays_false(lambda: busy_connection.sent, duration=0.15)
-        assert not task.done()
+        assert not returned.is_set()
         busy_connection.set_idle(True)
-        await asyncio.wait_for(task, timeout=5.0)
+        await until_set(returned, timeout=5.0, what="send_when_idle to return")
         assert busy_connection.sent == ["after the turn"]
-    finally:
-        task.cancel()
 
 
 async def test_send_when_idle_waits_again_when_a_turn_begins_before_it_resumes() -> None:
@@ -116,30 +137,44 @@ async def test_send_when_idle_waits_again_when_a_turn_begins_before_it_resumes()
     # user's prompt came first): the send waits for that turn too. (Seen with
     # the real Antigravity agent: a message sent into a turn just begun.)
     connection = FakeConnection(idle=False)
-    task = asyncio.ensure_future(TriggerContext(connection).send_when_idle("between turns"))
-    try:
+    sending = TriggerContext(connection).send_when_idle("between turns")
+    async with in_background(sending) as returned:
         await wait_for(lambda: connection.waits == 1)
         connection.set_idle(True)  # the turn ends...
         connection.set_idle(False)  # ...and the next begins, in the same step
         await wait_for(lambda: connection.waits == 2)
         assert connection.sent == []
         connection.set_idle(True)
-        await asyncio.wait_for(task, timeout=5.0)
+        await until_set(returned, timeout=5.0, what="send_when_idle to return")
         assert connection.sent == ["between turns"]
-    finally:
-        task.cancel()
 
 
 async def test_send_when_idle_cancelled_while_waiting_sends_nothing(
     busy_connection: FakeConnection,
 ) -> None:
-    task = asyncio.ensure_future(TriggerContext(busy_connection).send_when_idle("never"))
-    await wait_for(lambda: busy_connection.waits == 1, what="the send to wait for idle")
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    scope = anyio.CancelScope()
+    raised: list[BaseException] = []
+    ended = anyio.Event()
+
+    async def send() -> None:
+        with scope:
+            try:
+                await TriggerContext(busy_connection).send_when_idle("never")
+            except BaseException as exc:
+                raised.append(exc)
+                raise
+        ended.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(send)
+        await wait_for(lambda: busy_connection.waits == 1, what="the send to wait for idle")
+        scope.cancel()
+        await until_set(ended, what="the cancelled send to end")
+    # The host's cancellation came out of send_when_idle, as itself, up to its scope.
+    assert [type(exc) for exc in raised] == [cancelled()]
+    assert scope.cancelled_caught
     busy_connection.set_idle(True)
-    await asyncio.sleep(0.05)  # time for a wrong send to show up (a negative)
+    await anyio.sleep(0.05)  # time for a wrong send to show up (a negative)
     assert busy_connection.sent == []
 
 
@@ -164,14 +199,11 @@ def test_is_idle_is_read_as_a_property(connection: FakeConnection) -> None:
 
 async def test_deliver_on_a_bare_context_waits_for_idle(busy_connection: FakeConnection) -> None:
     """A context not owned by any trigger follows the default delivery, WAIT_IDLE."""
-    task = asyncio.ensure_future(TriggerContext(busy_connection).deliver("queued"))
-    try:
+    async with in_background(TriggerContext(busy_connection).deliver("queued")) as returned:
         assert await stays_false(lambda: busy_connection.sent, duration=0.15)
         busy_connection.set_idle(True)
-        await asyncio.wait_for(task, timeout=5.0)
+        await until_set(returned, timeout=5.0, what="deliver to return")
         assert busy_connection.sent == ["queued"]
-    finally:
-        task.cancel()
 
 
 class ImmediateDeliverer(Trigger):
@@ -261,10 +293,11 @@ async def push_each(ctx: TriggerContext, messages: list[str]) -> None:
         await ctx.deliver(message)
 
 
+@pytest.mark.parametrize("host", backends())
 @RUNNING
 @given(messages=st.lists(hostile_text, max_size=8))
 @example(messages=["", "\0", "a\0b", "\ud800", "\udc00\ud800", "😀", "\U0010ffff"])
-def test_hostile_strings_arrive_exactly_in_order(messages: list[str]) -> None:
+def test_hostile_strings_arrive_exactly_in_order(host: Host, messages: list[str]) -> None:
     expected = [message for message in messages for _ in SEND_METHODS]
 
     async def main() -> None:
@@ -287,7 +320,7 @@ def test_hostile_strings_arrive_exactly_in_order(messages: list[str]) -> None:
         assert python_side.sent == expected
         assert native_side.sent == expected
 
-    run(main)
+    run_on(host, main)
 
 
 def digest(text: str) -> tuple[int, str]:

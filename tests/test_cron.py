@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 import zoneinfo
 
+import anyio
 import pytest
 
 from agent_triggers import TriggerContext, TriggerDelivery, TriggerRunner, cron
 
-from conftest import FakeConnection, error_records, wait_for
+from conftest import FakeConnection, cancelled, error_records, wait_for
 
 
 async def noop(ctx: object) -> None:
@@ -102,14 +102,26 @@ async def test_trig_ctx_runs_it_on_its_own() -> None:
     async def record(ctx: object) -> None:
         seen.append(ctx)
 
-    task = asyncio.create_task(cron("* * * * * *", record)("ctx"))
-    try:
-        await wait_for(lambda: seen, timeout=5)
-        assert seen == ["ctx"]
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    ended: list[str] = []
+
+    async def run_schedule(scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                await cron("* * * * * *", record)("ctx")
+            except cancelled():
+                ended.append("cancelled")
+                raise
+            ended.append("returned")
+
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_schedule, scope)
+        try:
+            await wait_for(lambda: seen, timeout=5)
+            assert seen == ["ctx"]
+        finally:
+            scope.cancel()
+    assert ended == ["cancelled"], "the schedule runs until cancelled"
 
 
 def test_an_expression_that_never_matches_is_a_value_error() -> None:

@@ -15,7 +15,6 @@ fixed; each says what the build did before.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import math
 from collections.abc import Callable, Coroutine
@@ -25,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import anyio
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -281,7 +281,7 @@ async def test_extreme_debounces_batch_or_wait_without_overflowing(tmp_path: Pat
         on_file_change(tmp_path, collector("longest"), debounce=dt.timedelta(days=37000)),
     ]
     async with TriggerRunner(triggers, FakeConnection()) as runner:
-        await asyncio.sleep(0.2)  # let the watches settle (not a timing assertion)
+        await anyio.sleep(0.2)  # let the watches settle (not a timing assertion)
         (tmp_path / "touched").write_text("x")
         await wait_for(lambda: batches["zero"] and batches["subnormal"], timeout=10)
         assert batches["longest"] == []  # its batch closes in a century

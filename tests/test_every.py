@@ -4,21 +4,60 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import math
 import time
+from collections.abc import AsyncGenerator, Coroutine
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import pytest
+import trio
 
 from agent_triggers import TriggerContext, TriggerDelivery, TriggerRunner, every
 
-from conftest import FakeConnection, error_records, stays_false, wait_for
+from conftest import FakeConnection, cancelled, error_records, on_trio, stays_false, wait_for
 
 
 async def nothing(ctx: object) -> None:
     pass
+
+
+@asynccontextmanager
+async def run_alone(*schedules: Coroutine[Any, Any, None]) -> AsyncGenerator[list[str], None]:
+    """Run each of `schedules` (what `trig(ctx)` returns) as a task of the host, as a
+    minimal foreign runner would; on exit, cancel them and wait until each has ended.
+
+    Yields how they have ended so far, one entry each: `"cancelled"` (it let the
+    cancellation through) or `"returned"`.
+    """
+    ends: list[str] = []
+
+    async def run(schedule: Coroutine[Any, Any, None]) -> None:
+        try:
+            await schedule
+        except cancelled():
+            ends.append("cancelled")
+            raise
+        ends.append("returned")
+
+    async with anyio.create_task_group() as tasks:
+        for schedule in schedules:
+            tasks.start_soon(run, schedule)
+        try:
+            yield ends
+        finally:
+            tasks.cancel_scope.cancel()
+
+
+def host() -> object:
+    """What identifies the running host: asyncio's running loop, or the trio run's token."""
+    if on_trio():
+        return trio.lowlevel.current_trio_token()
+    return asyncio.get_running_loop()
 
 
 # --- interval ------------------------------------------------------------------------
@@ -109,14 +148,13 @@ def test_name_and_delivery_are_keyword_only() -> None:
 
 
 async def test_first_call_comes_one_interval_after_start(connection: FakeConnection) -> None:
-    loop = asyncio.get_running_loop()
     call_times: list[float] = []
 
     async def record(ctx: object) -> None:
-        call_times.append(loop.time())
+        call_times.append(anyio.current_time())
 
     runner = TriggerRunner([every(0.3, record)], connection)
-    started_at = loop.time()
+    started_at = anyio.current_time()
     async with runner:
         assert await stays_false(lambda: call_times, duration=0.1)
         await wait_for(lambda: call_times)
@@ -144,17 +182,16 @@ async def test_fixed_rate_the_callback_duration_does_not_add_drift(
     Fixed-rate gives ~20 calls; sleeping the interval after each callback would
     give ~12; bursting would give more than 20.
     """
-    loop = asyncio.get_running_loop()
     call_times: list[float] = []
 
     async def slowish(ctx: object) -> None:
-        call_times.append(loop.time())
-        await asyncio.sleep(0.03)  # the callback's own duration, the point of the test
+        call_times.append(anyio.current_time())
+        await anyio.sleep(0.03)  # the callback's own duration, the point of the test
 
     runner = TriggerRunner([every(0.05, slowish)], connection)
-    started_at = loop.time()
+    started_at = anyio.current_time()
     async with runner:
-        await asyncio.sleep(1.05)  # the window the calls are counted in: ticks come due
+        await anyio.sleep(1.05)  # the window the calls are counted in: ticks come due
     in_window = [t for t in call_times if t - started_at <= 1.0]
     assert 15 <= len(in_window) <= 22, call_times
 
@@ -170,7 +207,7 @@ async def test_overrunning_callback_never_overlaps_itself(connection: FakeConnec
         running += 1
         max_running = max(max_running, running)
         try:
-            await asyncio.sleep(0.25)  # overruns five intervals, the point of the test
+            await anyio.sleep(0.25)  # overruns five intervals, the point of the test
         finally:
             running -= 1
 
@@ -181,19 +218,18 @@ async def test_overrunning_callback_never_overlaps_itself(connection: FakeConnec
 
 async def test_missed_ticks_are_skipped_not_burst(connection: FakeConnection) -> None:
     """After one call overruns six intervals, the missed ticks are not replayed."""
-    loop = asyncio.get_running_loop()
     call_times: list[float] = []
     first_call_ended: list[float] = []
 
     async def overrun_once(ctx: object) -> None:
-        call_times.append(loop.time())
+        call_times.append(anyio.current_time())
         if len(call_times) == 1:
-            await asyncio.sleep(0.6)  # overruns six intervals, the point of the test
-            first_call_ended.append(loop.time())
+            await anyio.sleep(0.6)  # overruns six intervals, the point of the test
+            first_call_ended.append(anyio.current_time())
 
     async with TriggerRunner([every(0.1, overrun_once)], connection):
         await wait_for(lambda: first_call_ended)
-        await asyncio.sleep(0.15)  # time for a burst of missed ticks to show up (a negative)
+        await anyio.sleep(0.15)  # time for a burst of missed ticks to show up (a negative)
         end = first_call_ended[0]
         after = [t for t in call_times[1:] if end <= t <= end + 0.15]
     assert len(after) <= 3, call_times
@@ -238,14 +274,14 @@ async def test_callback_that_always_raises_keeps_being_called(
     assert all("every_0.02s" in record.getMessage() for record in error_records(caplog))
 
 
-async def test_callbacks_run_on_the_callers_loop_with_its_contextvars(
+async def test_callbacks_run_on_the_callers_host_with_its_contextvars(
     connection: FakeConnection,
 ) -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
-    seen: list[tuple[asyncio.AbstractEventLoop, str]] = []
+    seen: list[tuple[object, str]] = []
 
     async def record(ctx: object) -> None:
-        seen.append((asyncio.get_running_loop(), var.get()))
+        seen.append((host(), var.get()))
 
     token = var.set("caller value")
     try:
@@ -253,8 +289,8 @@ async def test_callbacks_run_on_the_callers_loop_with_its_contextvars(
             await wait_for(lambda: len(seen) >= 2)
     finally:
         var.reset(token)
-    running = asyncio.get_running_loop()
-    assert all(loop is running and value == "caller value" for loop, value in seen)
+    caller = host()
+    assert all(where is caller and value == "caller value" for where, value in seen)
 
 
 # --- the trigger object as an async callable ---------------------------------------
@@ -268,19 +304,14 @@ async def test_calling_the_trigger_returns_a_coroutine_that_runs_the_schedule() 
         received.append(ctx)
 
     coro = every(0.02, record)(sentinel)
-    assert asyncio.iscoroutine(coro)
-    task = asyncio.create_task(coro)
-    try:
+    assert inspect.iscoroutine(coro)
+    async with run_alone(coro) as ends:
         await wait_for(lambda: len(received) >= 3)
-        assert not task.done(), "the schedule runs until cancelled"
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert task.cancelled()
+        assert ends == [], "the schedule runs until cancelled"
+    assert ends == ["cancelled"]
     assert all(ctx is sentinel for ctx in received)
     count = len(received)
-    await asyncio.sleep(0.1)  # five intervals for a stray call to show up (a negative)
+    await anyio.sleep(0.1)  # five intervals for a stray call to show up (a negative)
     assert len(received) == count, "the schedule stopped with its task"
 
 
@@ -291,14 +322,10 @@ async def test_calling_the_trigger_does_not_call_back_at_once() -> None:
         calls.append(ctx)
 
     coro = every(0.3, record)("ctx")
-    assert asyncio.iscoroutine(coro)
-    task = asyncio.create_task(coro)
-    try:
+    assert inspect.iscoroutine(coro)
+    async with run_alone(coro) as ends:
         assert await stays_false(lambda: calls, duration=0.1)
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    assert ends == ["cancelled"]
 
 
 async def test_cancelling_the_task_reaches_a_callback_mid_flight() -> None:
@@ -307,23 +334,22 @@ async def test_cancelling_the_task_reaches_a_callback_mid_flight() -> None:
     async def long_callback(ctx: object) -> None:
         events.append("started")
         try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
+            await anyio.sleep(3600)
+        except cancelled():
             events.append("cancelled")
             raise
         finally:
-            await asyncio.sleep(0.02)  # an async cleanup that takes a while
+            # An async cleanup that takes a while (shielded: on trio every await
+            # in a cancelled scope is cancelled again).
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.02)
             events.append("finally")
 
     coro = every(0.02, long_callback)(object())
-    assert asyncio.iscoroutine(coro)
-    task = asyncio.create_task(coro)
-    try:
+    assert inspect.iscoroutine(coro)
+    async with run_alone(coro) as ends:
         await wait_for(lambda: events == ["started"])
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    assert ends == ["cancelled"]
     await wait_for(lambda: events == ["started", "cancelled", "finally"])
 
 
@@ -336,17 +362,11 @@ async def test_the_same_trigger_object_can_run_twice_concurrently() -> None:
 
     trig = every(0.02, record)
     first, second = trig("first"), trig("second")
-    assert asyncio.iscoroutine(first)
-    assert asyncio.iscoroutine(second)
-    tasks = [asyncio.create_task(first), asyncio.create_task(second)]
-    try:
+    assert inspect.iscoroutine(first)
+    assert inspect.iscoroutine(second)
+    async with run_alone(first, second) as ends:
         await wait_for(lambda: {"first", "second"} <= set(received))
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    assert ends == ["cancelled", "cancelled"]
 
 
 class ForeignContext:
@@ -366,17 +386,10 @@ async def test_runs_under_a_foreign_runner_with_its_own_context_type() -> None:
     triggers = [every(0.02, report, name="portable")]
     contexts = [ForeignContext() for _ in triggers]
     # What a minimal third-party runner does: one task per trigger(ctx).
-    tasks: list[asyncio.Task[None]] = []
-    for trig, ctx in zip(triggers, contexts):
-        coro = trig(ctx)
-        assert asyncio.iscoroutine(coro)
-        tasks.append(asyncio.create_task(coro))
-    try:
+    schedules = [trig(ctx) for trig, ctx in zip(triggers, contexts)]
+    assert all(inspect.iscoroutine(schedule) for schedule in schedules)
+    async with run_alone(*schedules):
         await wait_for(lambda: len(contexts[0].sent) >= 2)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
     assert set(contexts[0].sent) == {"via a foreign context"}
 
 
@@ -443,9 +456,12 @@ async def test_runner_stop_waits_for_a_callback_mid_flight(connection: FakeConne
     async def long_callback(ctx: TriggerContext) -> None:
         events.append("started")
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         finally:
-            await asyncio.sleep(0.05)  # an async cleanup that takes a while
+            # An async cleanup that takes a while (shielded: on trio every await
+            # in a cancelled scope is cancelled again).
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)
             events.append("finally")
 
     runner = TriggerRunner([every(0.02, long_callback)], connection)
@@ -463,12 +479,12 @@ async def test_runner_is_running_while_an_every_trigger_is_scheduled(
 ) -> None:
     runner = TriggerRunner([every(60, nothing)], connection)
     async with runner:
-        await asyncio.sleep(0.05)  # time for a wrong False to show up (a negative)
+        await anyio.sleep(0.05)  # time for a wrong False to show up (a negative)
         assert runner.is_running is True
     assert runner.is_running is False
 
 
-async def test_a_loop_blocked_past_deadlines_gives_one_late_call_not_a_burst(
+async def test_a_host_blocked_past_deadlines_gives_one_late_call_not_a_burst(
     connection: FakeConnection,
 ) -> None:
     """The skip rule counts from when the late call really starts: after the
@@ -482,9 +498,9 @@ async def test_a_loop_blocked_past_deadlines_gives_one_late_call_not_a_burst(
         await wait_for(lambda: len(calls) >= 2)
         seen = len(calls)
         await wait_for(lambda: len(calls) > seen)  # just after a call (10 ms polls)
-        time.sleep(0.13)  # noqa: ASYNC251 - blocking the loop across two deadlines is the point
+        time.sleep(0.13)  # noqa: ASYNC251 - blocking the host across two deadlines is the point
         unblocked = time.monotonic()
-        await asyncio.sleep(0.3)  # lets the next ticks come due after the block
+        await anyio.sleep(0.3)  # lets the next ticks come due after the block
     after = [c for c in calls if c >= unblocked]
     gaps = [b - a for a, b in zip(after, after[1:])]
     assert len(after) >= 3, "the overdue call comes, then the schedule goes on"

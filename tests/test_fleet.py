@@ -4,7 +4,6 @@ The same with replica processes, killed and suspended: test_fleet_processes.py."
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import os
@@ -16,6 +15,7 @@ from contextlib import AsyncExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import anyio
 import pytest
 from redis_server import RedisServer, free_port
 
@@ -325,7 +325,7 @@ async def test_an_unreachable_redis_skips_ticks_with_one_warning() -> None:
         )
         async with runner:
             await wait_for(lambda: messages_at(records, logging.WARNING))
-            await asyncio.sleep(0.3)  # several more ticks, all skipped, none logged
+            await anyio.sleep(0.3)  # several more ticks, all skipped, none logged
             # The trigger's stats count them (docs/contract.md §8: skipped, fleet).
             await wait_for(lambda: runner.stats()[0].skipped >= 3)
     assert not calls

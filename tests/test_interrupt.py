@@ -6,12 +6,12 @@ connection without `cancel` makes such a delivery raise a `TypeError` naming
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 
 from agent_triggers import (
@@ -48,10 +48,10 @@ class CancellableConnection(FakeConnection):
         self.events: list[str] = []
         self.cancels = 0
         self.cancel_ends_turn = cancel_ends_turn
-        self._gate: asyncio.Event | None = None
+        self._gate: anyio.Event | None = None
 
     def hold_cancel(self) -> None:
-        self._gate = asyncio.Event()
+        self._gate = anyio.Event()
 
     def release_cancel(self) -> None:
         if self._gate is not None:

@@ -8,13 +8,12 @@ triggers and callbacks freed after ``stop()`` and ``del``.
 Each cycle uses every kind of trigger (Python async functions that send and loop, a
 ``@trigger`` function, a ``Trigger`` subclass, ``every``, ``after``, ``at``, ``cron``) and
 waits until each of them, but cron, has really run once before stopping: a leak in
-handing a call to the loop, in a context or in a cancelled task shows up, not only one
+handing a call to the host, in a context or in a cancelled task shows up, not only one
 in arming and disarming. Cron fires on whole seconds, so it only starts and stops.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import gc
 import os
@@ -25,6 +24,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Union
 
+import anyio
 import pytest
 
 from agent_triggers import (
@@ -40,7 +40,7 @@ from agent_triggers import (
 )
 from agent_triggers._core import NativeTrigger
 
-from conftest import FakeConnection, sleeper, until_set, wait_for
+from conftest import FakeConnection, bounded, sleeper, until_set, wait_for
 
 CYCLES = 5_000
 # Cycles run before the baseline is taken: first-use allocations (the tokio runtime and
@@ -49,10 +49,11 @@ CYCLES = 5_000
 WARMUP = 300
 RSS_GROWTH_LIMIT = 5 * 1024 * 1024
 # gc-tracked objects may differ by a few hundred between two quiescent moments without
-# any leak: asyncio keeps cancelled TimerHandles in its heap until they are more than
-# half of it, and its ready queue, the loop's task set and caches of `typing`/`inspect`
-# fill and drain in batches. 1,000 is 0.2 object a cycle: any per-cycle leak (one object
-# or more a cycle, 5,000 or more in all) is well above it.
+# any leak: the host's own bookkeeping fills and drains in batches (asyncio keeps
+# cancelled TimerHandles in its heap until they are more than half of it, and its ready
+# queue and the loop's task set), as do caches of `typing`/`inspect`. 1,000 is 0.2
+# object a cycle: any per-cycle leak (one object or more a cycle, 5,000 or more in all)
+# is well above it.
 GC_OBJECTS_TOLERANCE = 1_000
 # Small enough that a cycle stays short (each trigger runs once per cycle), large
 # enough not to be a busy loop.
@@ -73,7 +74,7 @@ class Cycle:
         # trigger index -> the context it was given, captured as a trigger that keeps
         # its context would: the cycle (and so the triggers) keep them alive.
         self.ran: dict[int, TriggerContext] = {}
-        self.all_ran = asyncio.Event()
+        self.all_ran = anyio.Event()
 
     def record(self, index: int, ctx: TriggerContext) -> None:
         if index not in self.ran:
@@ -83,8 +84,8 @@ class Cycle:
 
     async def wait(self) -> None:
         try:
-            await asyncio.wait_for(self.all_ran.wait(), CYCLE_TIMEOUT)
-        except asyncio.TimeoutError:
+            await bounded(self.all_ran.wait(), CYCLE_TIMEOUT)
+        except TimeoutError:
             missing = sorted(set(self.required) - set(self.ran))
             pytest.fail(f"triggers {missing} did not run within {CYCLE_TIMEOUT} s")
 
@@ -92,7 +93,7 @@ class Cycle:
         """Start `runner` (anew: what an earlier run recorded is forgotten), wait
         until every required trigger has run, stop it."""
         self.ran.clear()
-        self.all_ran.clear()
+        self.all_ran = anyio.Event()  # anyio's events are never cleared
         async with runner:
             await self.wait()
         assert not runner.is_running
@@ -111,7 +112,7 @@ class Looping(Trigger):
         self.cycle.record(self.index, ctx)
         while True:
             await ctx.deliver("class")
-            await asyncio.sleep(INTERVAL)
+            await anyio.sleep(INTERVAL)
 
 
 def build_triggers(cycle: Cycle) -> list[TriggerItem]:
@@ -122,7 +123,7 @@ def build_triggers(cycle: Cycle) -> list[TriggerItem]:
             cycle.record(index, ctx)
             while True:
                 await ctx.send("python")
-                await asyncio.sleep(INTERVAL)
+                await anyio.sleep(INTERVAL)
 
         return loop
 
@@ -210,8 +211,9 @@ async def assert_flat_over_cycles(cycle: Callable[[], Awaitable[None]], what: st
     objects_after = gc_objects()
     rss_after = rss_bytes()
     if fds_before is not None:
-        # The last cycle's doorbell socket is closed by the loop itself, in a
-        # callback its runner's drop schedules: give it a (bounded) moment.
+        # The last cycle's doorbell socket is closed on the host itself (by asyncio's
+        # loop, in a callback its runner's drop schedules; by the runner's trio serve
+        # task, as it ends): give it a (bounded) moment.
         await wait_for(lambda: (open_fds() or 0) <= fds_before, what="file descriptors closed")
     fds_after = open_fds()
     growth = f"{CYCLES} {what} in {elapsed:.1f} s"
@@ -351,7 +353,7 @@ async def test_runner_dropped_without_stop_cancels_python_triggers(
         try:
             while True:
                 ticks.append(1)
-                await asyncio.sleep(0.01)  # the pace of its ticks
+                await anyio.sleep(0.01)  # the pace of its ticks
         finally:
             finished.append("finally")
 
@@ -362,7 +364,7 @@ async def test_runner_dropped_without_stop_cancels_python_triggers(
     gc.collect()
     await wait_for(lambda: finished == ["finally"], what="the dropped runner's trigger to end")
     count = len(ticks)
-    await asyncio.sleep(0.1)  # ten of its ticks' time for a stray tick to show up (a negative)
+    await anyio.sleep(0.1)  # ten of its ticks' time for a stray tick to show up (a negative)
     assert len(ticks) == count
 
 
@@ -382,20 +384,21 @@ async def test_runner_dropped_without_stop_stops_native_triggers(
 
     async def stopped_firing() -> bool:
         before = len(calls)
-        await asyncio.sleep(0.15)  # fifteen intervals: time for a stray call to show up
+        await anyio.sleep(0.15)  # fifteen intervals: time for a stray call to show up
         return len(calls) == before
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
+    deadline = anyio.current_time() + 5.0
     while not await stopped_firing():
-        assert loop.time() < deadline, "the every() trigger kept firing after its runner died"
+        assert anyio.current_time() < deadline, (
+            "the every() trigger kept firing after its runner died"
+        )
 
 
 async def test_trigger_tasks_do_not_keep_the_runner_alive(connection: FakeConnection) -> None:
     async def callback(ctx: object) -> None:
         pass
 
-    started = asyncio.Event()
+    started = anyio.Event()
     runner = TriggerRunner([sleeper(started), every(0.05, callback)], connection)
     await runner.start()
     await until_set(started)  # its task is running, holding whatever it holds

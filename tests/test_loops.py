@@ -1,8 +1,10 @@
 """Runners and event loops: a runner stopped from a loop other than the one it
 was started on; runners on loops of their own in threads of their own; a
 runner built outside any loop; `start()` with no running loop; the loop each
-async test of the suite runs on (see conftest's `loop_factories`); and a trigger
-that blocks the loop.
+async test of the suite runs on (see conftest's `backends`); and a trigger
+that blocks the loop. Runners of other loops are asyncio's own matter (§7: a runner
+started under one host is stopped under the same one): those tests run on asyncio
+and uvloop only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
+import sniffio
 
 from agent_triggers import TriggerContext, TriggerRunner, every
 
@@ -24,6 +27,7 @@ from conftest import (
     LoopFactory,
     Probe,
     Send,
+    asyncio_only,
     close_like_asyncio_run,
     error_records,
     hostile_names,
@@ -150,6 +154,7 @@ async def on_loop_a(loop_a: LoopThread, call: Callable[[], Awaitable[None]]) -> 
     await loop_a.run(run())
 
 
+@asyncio_only
 async def test_stop_awaited_on_another_loop_in_another_thread() -> None:
     # Loop A (a thread of its own) starts the runner and keeps running; this
     # test's loop stops it: a correct stop — the trigger's cleanup ran (on
@@ -168,6 +173,7 @@ async def test_stop_awaited_on_another_loop_in_another_thread() -> None:
         loop_a.close()
 
 
+@asyncio_only
 async def test_a_runner_whose_start_loop_closed_is_stopped_and_starts_again_here() -> None:
     # As when asyncio.run() returns with the runner started: closing loop A
     # cancelled the Python trigger and stopped the runner. A stop() awaited
@@ -192,6 +198,7 @@ async def test_a_runner_whose_start_loop_closed_is_stopped_and_starts_again_here
     assert watched.cleaned_up_on == ["loop-A", threading.current_thread().name]
 
 
+@asyncio_only
 async def test_stop_awaited_on_another_loop_while_the_start_loop_is_paused() -> None:
     # Loop A is stopped but not closed (run_until_complete() returned; it may
     # run again later), so the trigger cannot finish its cleanup now. stop()
@@ -379,8 +386,11 @@ def test_start_with_no_running_loop_is_a_clear_error() -> None:
 # --- the loop each async test runs on ---------------------------------------------
 
 
-async def test_async_tests_run_on_the_loop_their_id_names(request: pytest.FixtureRequest) -> None:
+async def test_async_tests_run_on_the_host_their_id_names(request: pytest.FixtureRequest) -> None:
     name: str = request.node.name
+    if "[trio]" in name:
+        assert sniffio.current_async_library() == "trio"
+        return
     module = type(asyncio.get_running_loop()).__module__
     if "[uvloop]" in name:
         assert module.startswith("uvloop")

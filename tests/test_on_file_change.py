@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 from pathlib import Path
 
+import anyio
 import pytest
 
 from agent_triggers import (
@@ -18,7 +18,7 @@ from agent_triggers import (
     on_file_change,
 )
 
-from conftest import FakeConnection, error_records, stays_false, wait_for
+from conftest import FakeConnection, cancelled, error_records, stays_false, wait_for
 
 
 class Recorder:
@@ -160,7 +160,7 @@ async def test_nested_directories_follow_recursive(
         top.write_text("x")
         await wait_for(lambda: everything.saw(FileChangeKind.ADDED, deep))
         await wait_for(lambda: flat.saw(FileChangeKind.ADDED, top))
-        await asyncio.sleep(0.2)  # time for a wrong report of `deep` to show up (a negative)
+        await anyio.sleep(0.2)  # time for a wrong report of `deep` to show up (a negative)
     assert not any(change.path == str(deep) for change in flat.changes)
 
 
@@ -219,7 +219,7 @@ async def test_a_raising_callback_is_logged_and_watching_goes_on(
     async with TriggerRunner([on_file_change(tmp_path, flaky, name="watch")], connection):
         (tmp_path / "one.txt").write_text("x")
         await wait_for(lambda: calls)
-        await asyncio.sleep(0.2)  # past the debounce window: the next change is a new batch
+        await anyio.sleep(0.2)  # past the debounce window: the next change is a new batch
         (tmp_path / "two.txt").write_text("x")
         await wait_for(lambda: len(calls) >= 2)
     [record] = error_records(caplog)
@@ -245,18 +245,30 @@ async def test_the_callback_can_send_with_the_trigger_delivery(
 async def test_trig_ctx_runs_it_as_a_coroutine_with_any_context(tmp_path: Path) -> None:
     recorder = Recorder()
     sentinel = object()
-    task = asyncio.create_task(on_file_change(tmp_path, recorder)(sentinel))
-    try:
-        # The watch is set up when the task first runs, and nothing says when it is
-        # (no start() returns): time for that, not a timing assertion.
-        await asyncio.sleep(0.1)
-        (tmp_path / "x.txt").write_text("x")
-        await wait_for(lambda: recorder.saw(FileChangeKind.ADDED, tmp_path / "x.txt"))
-        assert recorder.contexts[0] is sentinel
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    ended: list[str] = []
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                await on_file_change(tmp_path, recorder)(sentinel)
+            except cancelled():
+                ended.append("cancelled")
+                raise
+            ended.append("returned")
+
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch, scope)
+        try:
+            # The watch is set up when the task first runs, and nothing says when it
+            # is (no start() returns): time for that, not a timing assertion.
+            await anyio.sleep(0.1)
+            (tmp_path / "x.txt").write_text("x")
+            await wait_for(lambda: recorder.saw(FileChangeKind.ADDED, tmp_path / "x.txt"))
+            assert recorder.contexts[0] is sentinel
+        finally:
+            scope.cancel()
+    assert ended == ["cancelled"], "the watch runs until cancelled"
 
 
 def test_odd_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,7 +302,7 @@ async def test_a_watched_file_survives_a_save_that_replaces_it(
         temp.write_text("v2")
         os.replace(temp, settings)  # how editors save
         await wait_for(lambda: recorder.changes)
-        await asyncio.sleep(0.2)  # past the debounce window: the next save is a new batch
+        await anyio.sleep(0.2)  # past the debounce window: the next save is a new batch
         settings.write_text("v3")
         await wait_for(lambda: recorder.saw(FileChangeKind.MODIFIED, settings))
     assert {c.path for c in recorder.changes} == {str(settings)}

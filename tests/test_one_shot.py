@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
+import anyio
 import pytest
 
 from agent_triggers import TriggerContext, TriggerDelivery, TriggerRunner, after, at
 
-from conftest import FakeConnection, stays_false, wait_for
+from conftest import FakeConnection, bounded, stays_false, wait_for
 
 
 async def noop(ctx: object) -> None:
@@ -90,7 +90,7 @@ async def test_a_pending_one_shot_is_cancelled_by_stop(connection: FakeConnectio
         await ctx.send("too late")
 
     async with TriggerRunner([after(3600, never)], connection):
-        await asyncio.sleep(0.05)  # time for a wrong early call to show up (a negative)
+        await anyio.sleep(0.05)  # time for a wrong early call to show up (a negative)
     assert connection.sent == []
 
 
@@ -100,7 +100,7 @@ async def test_trig_ctx_returns_after_its_one_call() -> None:
     async def record(ctx: object) -> None:
         seen.append(ctx)
 
-    await asyncio.wait_for(after(0.01, record)("ctx"), timeout=5)
+    await bounded(after(0.01, record)("ctx"), 5)
     assert seen == ["ctx"]
 
 
@@ -114,7 +114,7 @@ async def test_at_fires_once_per_trigger_even_across_restarts(
     for _ in range(3):
         await runner.start()
         # Time for the call to come (first start) or a wrong repeat (later ones).
-        await asyncio.sleep(0.1)
+        await anyio.sleep(0.1)
         await runner.stop()
     assert connection.sent == ["at"]
 

@@ -9,14 +9,18 @@ that needs a call to be under way has the callback say so (`Gate.entered`).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import anyio.to_thread
 import pytest
+import sniffio
 
 from agent_triggers import (
     FileChange,
@@ -33,7 +37,10 @@ from agent_triggers._core import NativeTrigger
 from conftest import (
     FakeConnection,
     Stubborn,
+    bounded,
+    cancelled,
     error_records,
+    on_trio,
     running,
     sleeper,
     stays_false,
@@ -53,16 +60,17 @@ def utc_now() -> dt.datetime:
 
 
 class Calls:
-    """A native callback that records each call: its `ctx.scheduled_at`, its loop."""
+    """A native callback that records each call: its `ctx.scheduled_at`, its host
+    (the running event loop's token, asyncio's or trio's), its context."""
 
     def __init__(self) -> None:
         self.due: list[dt.datetime | None] = []
-        self.loops: list[asyncio.AbstractEventLoop] = []
+        self.hosts: list[anyio.lowlevel.EventLoopToken] = []
         self.contexts: list[object] = []
 
     async def __call__(self, ctx: TriggerContext, *changes: object) -> None:
         self.due.append(ctx.scheduled_at)
-        self.loops.append(asyncio.get_running_loop())
+        self.hosts.append(anyio.lowlevel.current_token())
         self.contexts.append(ctx)
 
     @property
@@ -74,14 +82,13 @@ class Gate:
     """A native callback whose calls block until `release()` (when `blocks` says
     so): it counts calls, how many run at once, and how each ended.
 
-    Make it inside the running loop (Python 3.9's Event binds to a loop at
-    construction).
+    Make it inside the running host (anyio's Event is made for one).
     """
 
     def __init__(self, blocks: Callable[[TriggerContext], bool] | None = None) -> None:
         self.blocks: Callable[[TriggerContext], bool] = blocks or always
-        self.entered = asyncio.Event()
-        self.released = asyncio.Event()
+        self.entered = anyio.Event()
+        self.released = anyio.Event()
         self.calls = 0
         self.running = 0
         self.max_running = 0
@@ -98,7 +105,7 @@ class Gate:
             if self.blocks(ctx):
                 self.entered.set()
                 await self.released.wait()
-        except asyncio.CancelledError:
+        except cancelled():
             self.cancelled += 1
             raise
         finally:
@@ -115,22 +122,28 @@ def always(ctx: TriggerContext) -> bool:
 
 class SlowCleanup:
     """A coroutine trigger whose cleanup, once cancelled, waits for `release()`:
-    what keeps `stop()` (or `remove()`) under way while a test acts."""
+    what keeps `stop()` (or `remove()`) under way while a test acts.
+
+    On trio the cleanup waits shielded: trio's cancellation is level-triggered
+    (every checkpoint in the cancelled scope raises again). On asyncio it waits
+    unshielded, as a trigger's cleanup usually does: the runner cancels it once,
+    and a second cancellation would cut the cleanup short."""
 
     def __init__(self, name: str = "slow-cleanup") -> None:
         self.__name__ = name
-        self.started = asyncio.Event()
-        self.cancelling = asyncio.Event()
-        self.released = asyncio.Event()
+        self.started = anyio.Event()
+        self.cancelling = anyio.Event()
+        self.released = anyio.Event()
         self.cleaned_up = False
 
     async def __call__(self, ctx: TriggerContext) -> None:
         self.started.set()
         try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
+            await anyio.sleep(3600)
+        except cancelled():
             self.cancelling.set()
-            await self.released.wait()  # an async cleanup the test controls
+            with anyio.CancelScope(shield=on_trio()):
+                await self.released.wait()  # an async cleanup the test controls
             raise
         finally:
             self.cleaned_up = True
@@ -145,7 +158,7 @@ class Named(Trigger):
     name = "shared"
 
     async def run(self, ctx: TriggerContext) -> None:
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
 
 def two_named_shared(
@@ -161,20 +174,22 @@ def two_named_shared(
 
 
 def cleaning_up_slowly(
-    started: asyncio.Event, events: list[str]
+    started: anyio.Event, events: list[str]
 ) -> Callable[[TriggerContext], Awaitable[None]]:
     """A trigger (or callback) that sets `started`, sleeps until cancelled, and
-    records `"cancelled"`, then `"finally"` after an async cleanup that takes a while."""
+    records `"cancelled"`, then `"finally"` after an async cleanup that takes a while
+    (shielded on trio, where cancellation is level-triggered, as `SlowCleanup`'s)."""
 
     async def cleaning(ctx: TriggerContext) -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
+            await anyio.sleep(3600)
+        except cancelled():
             events.append("cancelled")
             raise
         finally:
-            await asyncio.sleep(0.05)  # an async cleanup that takes a while
+            with anyio.CancelScope(shield=on_trio()):
+                await anyio.sleep(0.05)  # an async cleanup that takes a while
             events.append("finally")
 
     return cleaning
@@ -210,20 +225,68 @@ def scheduled(dues: list[dt.datetime | None]) -> list[dt.datetime]:
 
 
 async def in_another_thread(call: Callable[[], object]) -> None:
-    """`call()` in a worker thread; awaited (bounded) on this loop."""
-    await asyncio.wait_for(asyncio.to_thread(call), 10)
+    """`call()` in a worker thread; awaited (bounded: abandoned after 10 s) on this host."""
+    await bounded(anyio.to_thread.run_sync(call, abandon_on_cancel=True), 10)
 
 
 def awaited_on_a_loop_of_its_own(make: Callable[[], Awaitable[None]]) -> Callable[[], None]:
-    """A function that awaits `make()` on a new loop: for `in_another_thread`."""
+    """A function that awaits `make()` on a new run of the test's host (asyncio or
+    trio) in the thread that calls it: for `in_another_thread`."""
+    backend = sniffio.current_async_library()
 
     def call() -> None:
         async def main() -> None:
             await make()
 
-        asyncio.run(main())
+        anyio.run(main, backend=backend)
 
     return call
+
+
+class Background:
+    """An awaitable (one of the runner's calls) awaited in a task of a task group, on
+    the test's host (`in_background`, `begun`): `done` once it has ended; `ended(...)`
+    waits for that. What it raises goes to the group, as anything a task of it raises."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.finished = anyio.Event()
+
+    async def run(
+        self,
+        awaitable: Awaitable[None],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        task_status.started()  # the task runs on, to the first wait of `awaitable`
+        try:
+            await awaitable
+        finally:
+            self.done = True
+            self.finished.set()
+
+
+def in_background(group: anyio.abc.TaskGroup, awaitable: Awaitable[None]) -> Background:
+    """`awaitable` awaited in a new task of `group`, which starts at the host's next turn."""
+    task = Background()
+    group.start_soon(task.run, awaitable)
+    return task
+
+
+async def begun(group: anyio.abc.TaskGroup, awaitable: Awaitable[None]) -> Background:
+    """`awaitable` awaited in a new task of `group`; returns once it has taken its first
+    step (a runner's call: has looked at its arguments and waits). `group.start()`
+    returns at the caller's next turn; the new task has run on until it waits."""
+    task = Background()
+    await group.start(task.run, awaitable)
+    return task
+
+
+async def ended(*tasks: Background, timeout: float = 10) -> None:
+    """Wait until each of `tasks` has ended; `TimeoutError` after `timeout` s in all."""
+    with anyio.fail_after(timeout):
+        for task in tasks:
+            await task.finished.wait()
 
 
 # --- add ----------------------------------------------------------------------------------
@@ -244,7 +307,7 @@ async def test_add_before_start_appends_the_trigger_which_starts_with_start(
 async def test_add_while_running_starts_a_coroutine_trigger_at_once(
     connection: FakeConnection,
 ) -> None:
-    started = asyncio.Event()
+    started = anyio.Event()
     runner = TriggerRunner([], connection)
     async with running(runner):
         runner.add(sleeper(started))
@@ -263,7 +326,9 @@ async def test_add_while_running_starts_a_native_trigger_at_once(
         await wait_for(lambda: added.count == 1, what="the added one-shot's call")
         runner.add(every(0.02, added, name="periodic"))
         await wait_for(lambda: added.count >= 3, what="the added every's calls")
+        host = anyio.lowlevel.current_token()
     assert all(isinstance(ctx, TriggerContext) for ctx in added.contexts)
+    assert all(called_on == host for called_on in added.hosts), "called on the test's host"
 
 
 async def test_an_every_added_while_running_counts_its_schedule_from_the_add(
@@ -370,12 +435,12 @@ async def test_remove_cancels_a_coroutine_trigger_and_returns_after_its_cleanup(
     connection: FakeConnection,
 ) -> None:
     events: list[str] = []
-    started = asyncio.Event()
+    started = anyio.Event()
     cleaning = cleaning_up_slowly(started, events)
     runner = TriggerRunner([cleaning, every(60, nothing, name="other")], connection)
     async with running(runner):
         await until_set(started)
-        await asyncio.wait_for(runner.remove(cleaning), 10)
+        await bounded(runner.remove(cleaning), 10)
         assert events == ["cancelled", "finally"]
         assert names(runner) == ["other"]
 
@@ -384,12 +449,12 @@ async def test_remove_cancels_a_native_call_under_way_and_returns_after_its_clea
     connection: FakeConnection,
 ) -> None:
     events: list[str] = []
-    started = asyncio.Event()
+    started = anyio.Event()
     trig = every(0.02, cleaning_up_slowly(started, events), name="long")
     runner = TriggerRunner([trig], connection)
     async with running(runner):
         await until_set(started)
-        await asyncio.wait_for(runner.remove(trig), 10)
+        await bounded(runner.remove(trig), 10)
         assert events == ["cancelled", "finally"]
         assert names(runner) == []
 
@@ -403,13 +468,13 @@ async def test_remove_stops_the_calls_and_leaves_the_other_triggers_running(
     async def python_loop(ctx: TriggerContext) -> None:
         while True:
             python_ticks.append(1)
-            await asyncio.sleep(0.01)  # the pace of its ticks
+            await anyio.sleep(0.01)  # the pace of its ticks
 
     target = every(0.02, removed, name="removed")
     runner = TriggerRunner([target, every(0.02, kept, name="kept"), python_loop], connection)
     async with running(runner):
         await wait_for(lambda: removed.count >= 2 and kept.count >= 2)
-        await asyncio.wait_for(runner.remove(target), 10)
+        await bounded(runner.remove(target), 10)
         count = removed.count
         seen_kept, seen_python = kept.count, len(python_ticks)
         await wait_for(
@@ -442,7 +507,7 @@ async def test_remove_before_start_takes_the_trigger_out(connection: FakeConnect
     removed, kept = Calls(), Calls()
     target = every(0.02, removed, name="removed")
     runner = TriggerRunner([target, every(0.02, kept, name="kept")], connection)
-    await asyncio.wait_for(runner.remove(target), 10)
+    await bounded(runner.remove(target), 10)
     assert names(runner) == ["kept"]
     async with running(runner):
         await wait_for(lambda: kept.count >= 3)
@@ -455,7 +520,7 @@ async def test_remove_after_stop_takes_the_trigger_out(connection: FakeConnectio
     runner = TriggerRunner([target, every(0.02, kept, name="kept")], connection)
     async with running(runner):
         await wait_for(lambda: removed.count >= 1)
-    await asyncio.wait_for(runner.remove("removed"), 10)
+    await bounded(runner.remove("removed"), 10)
     count = removed.count
     assert names(runner) == ["kept"]
     async with running(runner):
@@ -468,8 +533,8 @@ async def test_remove_by_name_removes_every_trigger_with_that_name(
     connection: FakeConnection,
 ) -> None:
     shared_calls, kept = Calls(), Calls()
-    started = asyncio.Event()
-    cancelled: list[str] = []
+    started = anyio.Event()
+    cancellations: list[str] = []
 
     class Shared(Trigger):
         name = "shared"
@@ -477,9 +542,9 @@ async def test_remove_by_name_removes_every_trigger_with_that_name(
         async def run(self, ctx: TriggerContext) -> None:
             started.set()
             try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                cancelled.append("class")
+                await anyio.sleep(3600)
+            except cancelled():
+                cancellations.append("class")
                 raise
 
     triggers: list[Any] = [
@@ -492,9 +557,9 @@ async def test_remove_by_name_removes_every_trigger_with_that_name(
     async with running(runner):
         await until_set(started)
         await wait_for(lambda: shared_calls.count >= 2)
-        await asyncio.wait_for(runner.remove("shared"), 10)
+        await bounded(runner.remove("shared"), 10)
         assert names(runner) == ["kept"]
-        assert cancelled == ["class"]
+        assert cancellations == ["class"]
         count, seen = shared_calls.count, kept.count
         await wait_for(lambda: kept.count >= seen + 3)
         assert shared_calls.count == count
@@ -507,7 +572,7 @@ async def test_remove_by_object_matches_by_identity_not_by_name(
     target = every(0.02, first, name="twin")
     runner = TriggerRunner([target, every(0.02, second, name="twin")], connection)
     async with running(runner):
-        await asyncio.wait_for(runner.remove(target), 10)
+        await bounded(runner.remove(target), 10)
         assert names(runner) == ["twin"]
         count = first.count
         await wait_for(lambda: second.count >= 3, what="the other 'twin' to keep running")
@@ -521,12 +586,12 @@ async def test_remove_by_object_removes_each_entry_of_that_object(
 
     async def twice(ctx: TriggerContext) -> None:
         runs.append(1)
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     runner = TriggerRunner([twice, every(60, nothing, name="other"), twice], connection)
     async with running(runner):
         await wait_for(lambda: len(runs) == 2)
-        await asyncio.wait_for(runner.remove(twice), 10)
+        await bounded(runner.remove(twice), 10)
         assert names(runner) == ["other"]
 
 
@@ -571,11 +636,12 @@ async def test_remove_awaited_inside_the_trigger_being_removed_cancels_it_at_tha
         try:
             await runners[0].remove(self_removing)
             events.append("remove returned")
-        except asyncio.CancelledError:
+        except cancelled():
             events.append("cancelled at remove")
             raise
         finally:
-            await asyncio.sleep(0.01)  # an async cleanup
+            with anyio.CancelScope(shield=on_trio()):  # as in `cleaning_up_slowly`
+                await anyio.sleep(0.01)  # an async cleanup
             events.append("finally")
 
     runner = TriggerRunner([self_removing, every(0.02, kept, name="kept")], connection)
@@ -601,7 +667,7 @@ async def test_remove_from_inside_a_native_call_of_the_trigger_being_removed(
         try:
             await runners[0].remove(triggers[0])
             events.append("remove returned")
-        except asyncio.CancelledError:
+        except cancelled():
             events.append("cancelled at remove")
             raise
         finally:
@@ -758,7 +824,7 @@ async def test_pause_from_inside_its_own_call_lets_that_call_finish(
     async def pause_myself(ctx: TriggerContext) -> None:
         events.append("called")
         runners[0].pause(triggers[0])
-        await asyncio.sleep(0.02)  # the rest of the call, after pause()
+        await anyio.sleep(0.02)  # the rest of the call, after pause()
         events.append("finished")
 
     trig = every(0.02, pause_myself, name="self-pausing")
@@ -792,7 +858,7 @@ async def test_pause_and_resume_by_name_act_on_every_trigger_with_that_name(
 async def test_pause_and_resume_of_a_coroutine_trigger_are_type_errors(
     connection: FakeConnection, method: str
 ) -> None:
-    started = asyncio.Event()
+    started = anyio.Event()
     coroutine_trigger = sleeper(started)
     runner = TriggerRunner([coroutine_trigger, Named()], connection)
     act: Callable[[Any], None] = getattr(runner, method)
@@ -863,14 +929,14 @@ async def test_run_now_makes_one_call_and_returns_after_it_finished(
 
     async def slow(ctx: TriggerContext) -> None:
         events.append("started")
-        await asyncio.sleep(0.05)  # a call that takes a while
+        await anyio.sleep(0.05)  # a call that takes a while
         await ctx.send("from run_now")
         events.append("finished")
 
     trig = every(3600, slow, name="hourly")
     runner = TriggerRunner([trig], connection)
     async with running(runner):
-        await asyncio.wait_for(runner.run_now(trig), 10)
+        await bounded(runner.run_now(trig), 10)
         assert events == ["started", "finished"]
         assert connection.sent == ["from run_now"]
         assert await stays_false(lambda: len(events) > 2, duration=0.1)
@@ -905,7 +971,7 @@ async def test_run_now_calls_a_paused_trigger_which_stays_paused(
     runner = TriggerRunner([trig], connection)
     runner.pause(trig)
     async with running(runner):
-        await asyncio.wait_for(runner.run_now(trig), 10)
+        await bounded(runner.run_now(trig), 10)
         assert calls.count == 1
         assert state_of(runner, "paused") == "paused"
         assert await stays_false(lambda: calls.count > 1, duration=0.15)
@@ -916,7 +982,7 @@ async def test_run_now_calls_a_one_shot_before_it_is_due(connection: FakeConnect
     trig = after(3600, calls, name="later")
     runner = TriggerRunner([trig], connection)
     async with running(runner):
-        await asyncio.wait_for(runner.run_now(trig), 10)
+        await bounded(runner.run_now(trig), 10)
         assert calls.count == 1
 
 
@@ -932,7 +998,7 @@ async def test_run_now_calls_a_file_trigger_with_no_changes(
     runner = TriggerRunner([trig], connection)
     async with running(runner):
         before = utc_now()
-        await asyncio.wait_for(runner.run_now("files"), 10)
+        await bounded(runner.run_now("files"), 10)
     ((changes, due),) = seen
     assert changes == []
     assert due is not None
@@ -965,14 +1031,14 @@ async def test_run_now_waits_for_a_running_scheduled_call_and_never_overlaps_it(
     runner = TriggerRunner([trig], connection)
     async with running(runner):
         await until_set(gate.entered, what="a scheduled call to be under way")
-        extra = asyncio.ensure_future(runner.run_now(trig))
-        try:
-            assert await stays_false(lambda: gate.calls > 1 or extra.done(), duration=0.15)
-            gate.release()
-            await asyncio.wait_for(extra, 10)
-        finally:
-            gate.release()
-            extra.cancel()
+        async with anyio.create_task_group() as group:
+            extra = in_background(group, runner.run_now(trig))
+            try:
+                assert await stays_false(lambda: gate.calls > 1 or extra.done, duration=0.15)
+                gate.release()
+                await ended(extra)
+            finally:
+                gate.release()
         assert gate.calls >= 2
         assert gate.max_running == 1
         assert gate.cancelled == 0
@@ -984,25 +1050,23 @@ async def test_run_now_waits_for_a_running_run_now_call_and_keeps_its_own_instan
     gate = Gate(blocks=lambda ctx: not gate.entered.is_set())  # only the first call blocks
     trig = every(3600, gate, name="hourly")
     runner = TriggerRunner([trig], connection)
-    tasks: list[asyncio.Future[None]] = []
-    async with running(runner):
+    instants: list[dt.datetime] = []  # when the second run_now was called, and released
+    async with running(runner), anyio.create_task_group() as group:
         try:
-            tasks.append(asyncio.ensure_future(runner.run_now(trig)))
+            first = in_background(group, runner.run_now(trig))
             await until_set(gate.entered, what="the first run_now call to be under way")
-            before = utc_now()
-            second = asyncio.ensure_future(runner.run_now(trig))
-            tasks.append(second)
-            assert await stays_false(lambda: gate.calls > 1 or second.done(), duration=0.15)
-            released_at = utc_now()
+            instants.append(utc_now())
+            second = in_background(group, runner.run_now(trig))
+            assert await stays_false(lambda: gate.calls > 1 or second.done, duration=0.15)
+            instants.append(utc_now())
             gate.release()
-            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            await ended(first, second)
         finally:
             gate.release()
-            for task in tasks:
-                task.cancel()
     assert gate.calls == 2
     assert gate.max_running == 1
     due = scheduled(gate.due)[1]
+    before, released_at = instants
     assert before <= due <= released_at, "the instant run_now was called, not the call began"
 
 
@@ -1024,20 +1088,20 @@ async def test_a_tick_due_during_a_run_now_call_is_skipped_not_overlapping_it(
         await wait_for(lambda: gate.calls > calls, what="just after a scheduled call")
         marks.append(utc_now())
         skipped = stats_of(runner, "paced").skipped
-        extra = asyncio.ensure_future(runner.run_now(trig))
-        try:
-            await until_set(gate.entered, what="the run_now call to be under way")
-            calls = gate.calls
-            await wait_for(
-                lambda: stats_of(runner, "paced").skipped > skipped,
-                what="a tick due meanwhile to be counted as skipped",
-            )
-            assert gate.calls == calls, "a scheduled call started during the run_now call"
-            gate.release()
-            await asyncio.wait_for(extra, 10)
-        finally:
-            gate.release()
-            extra.cancel()
+        async with anyio.create_task_group() as group:
+            extra = in_background(group, runner.run_now(trig))
+            try:
+                await until_set(gate.entered, what="the run_now call to be under way")
+                calls = gate.calls
+                await wait_for(
+                    lambda: stats_of(runner, "paced").skipped > skipped,
+                    what="a tick due meanwhile to be counted as skipped",
+                )
+                assert gate.calls == calls, "a scheduled call started during the run_now call"
+                gate.release()
+                await ended(extra)
+            finally:
+                gate.release()
         await wait_for(lambda: gate.calls >= calls + 2, what="the schedule to go on")
     assert gate.max_running == 1
 
@@ -1053,7 +1117,7 @@ async def test_a_failing_run_now_call_is_logged_and_counted_and_run_now_returns(
     trig = every(3600, fails, name="failing-now")
     runner = TriggerRunner([trig], connection)
     async with running(runner):
-        await asyncio.wait_for(runner.run_now(trig), 10)  # does not raise
+        await bounded(runner.run_now(trig), 10)  # does not raise
         await wait_for(lambda: error_records(caplog))
         await wait_for(lambda: stats_of(runner, "failing-now").failures == 1)
         stats = stats_of(runner, "failing-now")
@@ -1074,7 +1138,7 @@ async def test_run_now_before_start_is_a_runtime_error_and_calls_nothing(
     trig = every(0.02, calls, name="not-started")
     runner = TriggerRunner([trig], connection)
     with pytest.raises(RuntimeError, match="start"):
-        await asyncio.wait_for(runner.run_now(trig), 10)
+        await bounded(runner.run_now(trig), 10)
     assert not runner.is_running
     assert await stays_false(lambda: calls.count > 0, duration=0.1), "run_now starts nothing"
 
@@ -1088,7 +1152,7 @@ async def test_run_now_after_stop_is_a_runtime_error_and_calls_nothing(
     async with running(runner):
         pass
     with pytest.raises(RuntimeError, match="start"):
-        await asyncio.wait_for(runner.run_now(trig), 10)
+        await bounded(runner.run_now(trig), 10)
     assert calls.count == 0
     assert connection.sent == []
     assert not runner.is_running
@@ -1100,12 +1164,12 @@ async def test_run_now_by_name_calls_each_trigger_with_that_name_once(
     first, second, other = Calls(), Calls(), Calls()
     runner = TriggerRunner(two_named_shared(3600, first, second, other), connection)
     async with running(runner):
-        await asyncio.wait_for(runner.run_now("shared"), 10)
+        await bounded(runner.run_now("shared"), 10)
         assert (first.count, second.count, other.count) == (1, 1, 0)
 
 
 async def test_run_now_of_a_coroutine_trigger_is_a_type_error(connection: FakeConnection) -> None:
-    started = asyncio.Event()
+    started = anyio.Event()
     coroutine_trigger = sleeper(started)
     runner = TriggerRunner([coroutine_trigger], connection)
     hostile: Any = coroutine_trigger  # not a native trigger, on purpose
@@ -1236,7 +1300,7 @@ async def test_add_just_before_stop_leaves_nothing_running_and_keeps_the_trigger
     for round_ in range(5):
         await runner.start()
         runner.add(every(0.01, added, name=f"added-{round_}"))
-        await asyncio.wait_for(runner.stop(), 10)
+        await bounded(runner.stop(), 10)
         assert not runner.is_running
         count = added.count
         assert await stays_false(lambda: added.count > count, duration=0.05)  # noqa: B023
@@ -1255,15 +1319,19 @@ async def test_add_while_stop_is_under_way_fires_nothing_after_stop_returns(
     await runner.start()
     try:
         await until_set(slow.started)
-        stopping = asyncio.ensure_future(runner.stop())
-        await until_set(slow.cancelling, what="stop() to be under way")
-        runner.add(every(0.01, added, name="added"))
-        assert not stopping.done()
-        slow.release()
-        await asyncio.wait_for(stopping, 10)
+        async with anyio.create_task_group() as group:
+            stopping = in_background(group, runner.stop())
+            try:
+                await until_set(slow.cancelling, what="stop() to be under way")
+                runner.add(every(0.01, added, name="added"))
+                assert not stopping.done
+                slow.release()
+                await ended(stopping)
+            finally:
+                slow.release()
     finally:
         slow.release()
-        await asyncio.wait_for(runner.stop(), 10)
+        await bounded(runner.stop(), 10)
     assert slow.cleaned_up
     assert not runner.is_running
     count = added.count
@@ -1287,7 +1355,12 @@ async def test_remove_racing_stop_both_complete_and_the_trigger_is_gone(
         calls: list[Awaitable[None]] = [runner.stop(), runner.remove(target)]
         if first == "remove":
             calls.reverse()
-        await asyncio.wait_for(asyncio.gather(*calls), 10)
+        with anyio.fail_after(10):
+            # Concurrently, the first awaited first: the second in a task, which
+            # starts once the first has begun and waits.
+            async with anyio.create_task_group() as group:
+                in_background(group, calls[1])
+                await calls[0]
         assert not runner.is_running
         assert names(runner) == ["kept"]
         counts = (removed.count, kept.count)
@@ -1311,15 +1384,19 @@ async def test_remove_while_stop_waits_for_that_triggers_cleanup_completes_with_
     await runner.start()
     try:
         await until_set(slow.started)
-        stopping = asyncio.ensure_future(runner.stop())
-        await until_set(slow.cancelling, what="stop() to be under way")
-        removing = asyncio.ensure_future(runner.remove(slow))
-        assert await stays_false(lambda: stopping.done() or removing.done(), duration=0.05)
-        slow.release()
-        await asyncio.wait_for(asyncio.gather(stopping, removing), 10)
+        async with anyio.create_task_group() as group:
+            try:
+                stopping = in_background(group, runner.stop())
+                await until_set(slow.cancelling, what="stop() to be under way")
+                removing = in_background(group, runner.remove(slow))
+                assert await stays_false(lambda: stopping.done or removing.done, duration=0.05)
+                slow.release()
+                await ended(stopping, removing)
+            finally:
+                slow.release()
     finally:
         slow.release()
-        await asyncio.wait_for(runner.stop(), 10)
+        await bounded(runner.stop(), 10)
     assert slow.cleaned_up
     assert names(runner) == ["kept"]
     assert not runner.is_running
@@ -1333,15 +1410,19 @@ async def test_stop_while_remove_waits_for_cleanup_completes_with_it(
     await runner.start()
     try:
         await until_set(slow.started)
-        removing = asyncio.ensure_future(runner.remove(slow))
-        await until_set(slow.cancelling, what="remove() to be under way")
-        stopping = asyncio.ensure_future(runner.stop())
-        assert await stays_false(lambda: removing.done(), duration=0.05)
-        slow.release()
-        await asyncio.wait_for(asyncio.gather(stopping, removing), 10)
+        async with anyio.create_task_group() as group:
+            try:
+                removing = in_background(group, runner.remove(slow))
+                await until_set(slow.cancelling, what="remove() to be under way")
+                stopping = in_background(group, runner.stop())
+                assert await stays_false(lambda: removing.done, duration=0.05)
+                slow.release()
+                await ended(stopping, removing)
+            finally:
+                slow.release()
     finally:
         slow.release()
-        await asyncio.wait_for(runner.stop(), 10)
+        await bounded(runner.stop(), 10)
     assert slow.cleaned_up
     assert names(runner) == ["kept"]
     assert not runner.is_running
@@ -1359,16 +1440,17 @@ async def remove_while_it_runs_and_a_run_now_waits(runner: TriggerRunner, name: 
 
     async def overrunning(ctx: TriggerContext) -> None:
         await started(ctx)
-        await asyncio.sleep(0.01)  # longer than the interval: ticks come due at once
+        await anyio.sleep(0.01)  # longer than the interval: ticks come due at once
 
     runner.add(every(0.005, overrunning, name=name))
     await wait_for(lambda: started.count >= 2, what="two calls")
-    racing = asyncio.ensure_future(runner.run_now(name))
-    await asyncio.wait_for(runner.remove(name), 10)
-    after_remove = started.count
-    assert await stays_false(lambda: started.count > after_remove, duration=0.05), name
-    await asyncio.wait_for(racing, 10)
-    assert started.count == after_remove, name
+    async with anyio.create_task_group() as group:
+        racing = await begun(group, runner.run_now(name))  # under way before remove
+        await bounded(runner.remove(name), 10)
+        after_remove = started.count
+        assert await stays_false(lambda: started.count > after_remove, duration=0.05), name
+        await ended(racing)
+        assert started.count == after_remove, name
 
 
 async def test_a_removed_trigger_never_starts_a_call_after_remove_returned(
@@ -1385,11 +1467,11 @@ async def test_a_removed_trigger_never_starts_a_call_after_remove_returned(
 async def test_a_stop_during_a_source_triggers_call_leaves_it_not_running(
     connection: FakeConnection,
 ) -> None:
-    began = asyncio.Event()
+    began = anyio.Event()
 
     async def slow(ctx: TriggerContext) -> None:
         began.set()
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     runner = TriggerRunner([after(0.01, slow, name="once")], connection)
     async with running(runner):
@@ -1400,7 +1482,7 @@ async def test_a_stop_during_a_source_triggers_call_leaves_it_not_running(
     try:
         assert state_of(runner, "once") != "running"
     finally:
-        await asyncio.wait_for(runner.stop(), 10)
+        await bounded(runner.stop(), 10)
 
 
 async def test_a_call_a_stop_abandoned_does_not_hold_the_trigger_in_the_next_run(
@@ -1421,18 +1503,18 @@ async def test_a_call_a_stop_abandoned_does_not_hold_the_trigger_in_the_next_run
     await runner.start()
     try:
         await until_set(stubborn.started, what="the stubborn call")
-        await asyncio.wait_for(runner.stop(timeout=0.1), 10)
+        await bounded(runner.stop(timeout=0.1), 10)
         await runner.start()
         await wait_for(lambda: calls.count >= 2, what="calls of the next run")
     finally:
         stubborn.release()
-        await asyncio.wait_for(runner.stop(), 10)
+        await bounded(runner.stop(), 10)
 
 
 async def test_file_changes_during_a_run_now_call_wait_for_it(
     connection: FakeConnection, tmp_path: Path
 ) -> None:
-    extra_began, release = asyncio.Event(), asyncio.Event()
+    extra_began, release = anyio.Event(), anyio.Event()
     seen: list[list[str]] = []
 
     async def on_change(ctx: TriggerContext, changes: list[FileChange]) -> None:
@@ -1444,13 +1526,17 @@ async def test_file_changes_during_a_run_now_call_wait_for_it(
 
     runner = TriggerRunner([on_file_change(tmp_path, on_change, name="files")], connection)
     async with running(runner):
-        extra = asyncio.ensure_future(runner.run_now("files"))
-        await until_set(extra_began, what="the extra call")
-        (tmp_path / "note.txt").write_text("changed")
-        # Seen (debounced) while the extra call still runs: it waits for its turn.
-        assert await stays_false(lambda: seen, duration=0.3)
-        release.set()
-        await asyncio.wait_for(extra, 10)
+        async with anyio.create_task_group() as group:
+            extra = in_background(group, runner.run_now("files"))
+            try:
+                await until_set(extra_began, what="the extra call")
+                (tmp_path / "note.txt").write_text("changed")
+                # Seen (debounced) while the extra call still runs: it waits for its turn.
+                assert await stays_false(lambda: seen, duration=0.3)
+                release.set()
+                await ended(extra)
+            finally:
+                release.set()
         await wait_for(lambda: any("note.txt" in names for names in seen), what="the change")
     assert stats_of(runner, "files").skipped == 0
 

@@ -5,9 +5,9 @@ process goes on. Panics are injected at each site through the private
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+import anyio
 import pytest
 
 from agent_triggers import (
@@ -20,7 +20,7 @@ from agent_triggers import (
 )
 from agent_triggers._core import CronTrigger, PeriodicTrigger
 
-from conftest import FakeConnection, error_records, running, stays_false, wait_for
+from conftest import FakeConnection, bounded, error_records, running, stays_false, wait_for
 
 
 def records_mentioning(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
@@ -119,22 +119,22 @@ async def test_a_panic_in_stop_is_a_runtime_error_and_stop_can_be_retried(
     connection: FakeConnection,
 ) -> None:
     async def polite(ctx: TriggerContext) -> None:
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     runner = TriggerRunner([polite], connection)
     await runner.start()
     _core._inject_panic("stop")
     with pytest.raises(RuntimeError, match="internal error in agent-triggers"):
-        await asyncio.wait_for(runner.stop(), timeout=10)
-    # The coroutine trigger was cancelled on the loop before the stop task
+        await bounded(runner.stop(), 10)
+    # The coroutine trigger was cancelled on the host before the stop task
     # failed; the runner still counts as started, not half-forgotten.
     with pytest.raises(AlreadyStartedError):
         await runner.start()
-    await asyncio.wait_for(runner.stop(), timeout=10)
+    await bounded(runner.stop(), 10)
     assert runner.is_running is False
     await runner.start()  # stopped for good: it starts again
     assert runner.is_running is True
-    await asyncio.wait_for(runner.stop(), timeout=10)
+    await bounded(runner.stop(), 10)
 
 
 async def test_after_a_failed_stop_the_native_triggers_keep_running_until_stopped(
@@ -147,19 +147,19 @@ async def test_after_a_failed_stop_the_native_triggers_keep_running_until_stoppe
         ticks += 1
 
     async def polite(ctx: TriggerContext) -> None:
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     runner = TriggerRunner([every(0.005, tick, name="tick"), polite], connection)
     await runner.start()
     await wait_for(lambda: ticks >= 1)
     _core._inject_panic("stop")
     with pytest.raises(RuntimeError, match="internal error in agent-triggers"):
-        await asyncio.wait_for(runner.stop(), timeout=10)
+        await bounded(runner.stop(), 10)
     # Still started, so still ticking: a runner that counts as started but
     # whose schedules went quiet would be neither running nor restartable.
     before = ticks
     await wait_for(lambda: ticks > before + 2, what="the schedule goes on after the failed stop")
-    await asyncio.wait_for(runner.stop(), timeout=10)
+    await bounded(runner.stop(), 10)
     assert runner.is_running is False
     after = ticks
     assert await stays_false(lambda: ticks > after, duration=0.05)

@@ -1,6 +1,7 @@
 """docs/contract.md §4: `TriggerRunner` — construction, start, is_running, `async with`,
-failing triggers, and the loop they run on (stop(): test_stop.py; a runner dropped
-without stop(): test_leaks.py)."""
+failing triggers, and the host they run on: asyncio's loop or trio's run, whichever
+awaited `start()` (§7) (stop(): test_stop.py; a runner dropped without stop():
+test_leaks.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import threading
 import time
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from agent_triggers import (
@@ -25,6 +28,8 @@ from agent_triggers import (
 from conftest import (
     FakeConnection,
     RaisingConnection,
+    asyncio_only,
+    bounded,
     error_records,
     until_set,
     wait_for,
@@ -123,8 +128,8 @@ async def test_empty_runner_starts_and_stops(connection: FakeConnection) -> None
 
 async def test_start_runs_triggers_concurrently(connection: FakeConnection) -> None:
     """Each trigger waits for the other to have started: only concurrency gets both done."""
-    first_started = asyncio.Event()
-    second_started = asyncio.Event()
+    first_started = anyio.Event()
+    second_started = anyio.Event()
 
     async def first(ctx: TriggerContext) -> None:
         first_started.set()
@@ -156,7 +161,7 @@ async def test_each_trigger_gets_its_own_context(connection: FakeConnection) -> 
 async def test_start_returns_without_waiting_for_triggers(connection: FakeConnection) -> None:
     runner = TriggerRunner([wait_forever], connection)
     try:
-        await asyncio.wait_for(runner.start(), timeout=2.0)
+        await bounded(runner.start(), timeout=2.0)
     finally:
         await runner.stop()
 
@@ -194,14 +199,14 @@ async def test_second_start_does_not_launch_triggers_again(connection: FakeConne
 
     async def counted(ctx: TriggerContext) -> None:
         starts.append(1)
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     runner = TriggerRunner([counted], connection)
     async with runner:
         await wait_for(lambda: starts)
         with pytest.raises(AlreadyStartedError):
             await runner.start()
-        await asyncio.sleep(0.05)  # time for a second launch to show up (a negative)
+        await anyio.sleep(0.05)  # time for a second launch to show up (a negative)
         assert len(starts) == 1
 
 
@@ -219,7 +224,7 @@ async def test_is_running_true_while_a_trigger_runs_and_false_after_stop(
     await runner.start()
     try:
         assert runner.is_running is True
-        await asyncio.sleep(0.05)  # time for a wrong False to show up (a negative)
+        await anyio.sleep(0.05)  # time for a wrong False to show up (a negative)
         assert runner.is_running is True
     finally:
         await runner.stop()
@@ -229,7 +234,7 @@ async def test_is_running_true_while_a_trigger_runs_and_false_after_stop(
 async def test_is_running_becomes_false_once_every_trigger_returned(
     connection: FakeConnection,
 ) -> None:
-    release = asyncio.Event()
+    release = anyio.Event()
 
     async def short(ctx: TriggerContext) -> None:
         await ctx.send("short")
@@ -240,7 +245,7 @@ async def test_is_running_becomes_false_once_every_trigger_returned(
     runner = TriggerRunner([short, longer], connection)
     async with runner:
         await wait_for(lambda: connection.sent == ["short"])
-        await asyncio.sleep(0.02)  # time for a wrong False to show up (a negative)
+        await anyio.sleep(0.02)  # time for a wrong False to show up (a negative)
         assert runner.is_running is True, "one trigger is still running"
         release.set()
         await wait_for(lambda: runner.is_running is False)
@@ -266,9 +271,12 @@ async def test_async_with_starts_on_enter_and_stops_on_exit(connection: FakeConn
     async def sleeper(ctx: TriggerContext) -> None:
         events.append("started")
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         finally:
-            await asyncio.sleep(0.02)  # an async cleanup that takes a while
+            # An async cleanup that takes a while (shielded: on trio, every await
+            # in a cancelled scope is cancelled again).
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.02)
             events.append("cleaned up")
 
     runner = TriggerRunner([sleeper], connection)
@@ -281,12 +289,12 @@ async def test_async_with_starts_on_enter_and_stops_on_exit(connection: FakeConn
 
 async def test_async_with_stops_when_the_body_raises(connection: FakeConnection) -> None:
     cleaned: list[bool] = []
-    started = asyncio.Event()
+    started = anyio.Event()
 
     async def sleeper(ctx: TriggerContext) -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         finally:
             cleaned.append(True)
 
@@ -383,13 +391,13 @@ async def test_raising_trigger_does_not_disturb_siblings_or_the_loop(
 
     async def failing(ctx: TriggerContext) -> None:
         failures.append(1)
-        await asyncio.sleep(0.02)  # fails after a first await
+        await anyio.sleep(0.02)  # fails after a first await
         raise RuntimeError("failing trigger")
 
     async def steady(ctx: TriggerContext) -> None:
         while True:
             ticks.append(1)
-            await asyncio.sleep(0.01)  # the pace of its ticks
+            await anyio.sleep(0.01)  # the pace of its ticks
 
     runner = TriggerRunner([failing, steady], connection)
     async with runner:
@@ -397,11 +405,18 @@ async def test_raising_trigger_does_not_disturb_siblings_or_the_loop(
         seen = len(ticks)
         await wait_for(lambda: len(ticks) >= seen + 5, what="the sibling to keep ticking")
         assert runner.is_running is True
-        # The loop still runs fresh work.
-        assert await asyncio.wait_for(asyncio.ensure_future(asyncio.sleep(0, "ok")), 2.0) == "ok"
+        # The host still runs fresh work: a new task.
+        fresh = anyio.Event()
+
+        async def new_task() -> None:
+            fresh.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(new_task)
+            await until_set(fresh, timeout=2.0, what="a new task to run")
         # No restart: the failing trigger ran exactly once (the sleep gives a restart
         # time to show up; a negative has no event to await).
-        await asyncio.sleep(0.05)
+        await anyio.sleep(0.05)
         assert failures == [1]
     assert len(error_records(caplog)) == 1
 
@@ -422,27 +437,41 @@ async def test_uncaught_send_error_is_logged_not_raised(
     assert "agent connection lost" in record.getMessage()
 
 
-# --- loop and contextvars ------------------------------------------------------------
+# --- host and contextvars ------------------------------------------------------------
 
 
 async def test_triggers_run_on_the_event_loop_that_called_start(
     connection: FakeConnection,
 ) -> None:
-    loops: list[asyncio.AbstractEventLoop] = []
+    # The host's loop: asyncio's event loop (the very object), or trio's run.
+    loops: list[anyio.lowlevel.EventLoopToken] = []
     threads: list[int] = []
 
     async def where(ctx: TriggerContext) -> None:
-        loops.append(asyncio.get_running_loop())
+        loops.append(anyio.lowlevel.current_token())
         threads.append(threading.get_ident())
 
     async with TriggerRunner([where, where], connection):
         await wait_for(lambda: len(loops) == 2)
-    running = asyncio.get_running_loop()
-    assert all(loop is running for loop in loops)
+    assert loops == [anyio.lowlevel.current_token()] * 2
     assert threads == [threading.get_ident()] * 2
 
 
+async def test_triggers_run_as_tasks_of_the_host(connection: FakeConnection) -> None:
+    tasks: list[anyio.TaskInfo] = []
+
+    async def which_task(ctx: TriggerContext) -> None:
+        tasks.append(anyio.get_current_task())  # raises outside a task of the host
+        await anyio.sleep_forever()  # alive beside the caller: their tasks are told apart
+
+    async with TriggerRunner([which_task], connection):
+        await wait_for(lambda: tasks)
+    assert tasks[0] != anyio.get_current_task()
+
+
+@asyncio_only
 async def test_triggers_run_as_asyncio_tasks(connection: FakeConnection) -> None:
+    # asyncio's Task class itself (on trio: the test above).
     tasks: list[asyncio.Task[Any] | None] = []
 
     async def which_task(ctx: TriggerContext) -> None:
@@ -478,13 +507,12 @@ async def test_triggers_see_the_callers_contextvars(connection: FakeConnection) 
 async def test_event_loop_stays_responsive_with_many_triggers(
     connection: FakeConnection,
 ) -> None:
-    loop = asyncio.get_running_loop()
     callback_calls: list[int] = []
 
     async def busy_python(ctx: TriggerContext) -> None:
         while True:
             await ctx.send("py")
-            await asyncio.sleep(0.005)  # the pace of its sends
+            await anyio.sleep(0.005)  # the pace of its sends
 
     async def callback(ctx: object) -> None:
         callback_calls.append(1)
@@ -493,11 +521,11 @@ async def test_event_loop_stays_responsive_with_many_triggers(
 
     async def max_lag(duration: float) -> float:
         worst = 0.0
-        end = loop.time() + duration
-        while loop.time() < end:
-            before = loop.time()
-            await asyncio.sleep(0.01)  # lag = how late this wakes up
-            worst = max(worst, loop.time() - before - 0.01)
+        end = anyio.current_time() + duration
+        while anyio.current_time() < end:
+            before = anyio.current_time()
+            await anyio.sleep(0.01)  # lag = how late this wakes up
+            worst = max(worst, anyio.current_time() - before - 0.01)
         return worst
 
     async with TriggerRunner(triggers, connection):

@@ -5,7 +5,6 @@ WARNING it brings, and what resets it)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -14,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from agent_triggers import (
@@ -99,8 +99,8 @@ class Gate:
     """A native callback whose first call blocks until `release()`."""
 
     def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.released = asyncio.Event()
+        self.entered = anyio.Event()
+        self.released = anyio.Event()
         self.calls = 0
         self.finished = 0
 
@@ -121,7 +121,7 @@ class ClassBased(Trigger):
     name = "class-based"
 
     async def run(self, ctx: TriggerContext) -> None:
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
 
 def stats_of(runner: TriggerRunner, name: str) -> TriggerStats:
@@ -274,7 +274,7 @@ async def test_stats_can_be_taken_from_inside_a_call(connection: FakeConnection)
 
 
 async def test_kinds_while_running(connection: FakeConnection, tmp_path: Path) -> None:
-    started = asyncio.Event()
+    started = anyio.Event()
     triggers: list[Any] = [
         every(60, nothing, name="e"),
         cron("0 0 1 1 *", nothing, name="c"),
@@ -313,8 +313,8 @@ async def test_a_native_trigger_is_running_during_a_call_and_idle_between_calls(
 async def test_a_coroutine_trigger_is_running_then_finished_once_it_returned(
     connection: FakeConnection,
 ) -> None:
-    release = asyncio.Event()
-    started = asyncio.Event()
+    release = anyio.Event()
+    started = anyio.Event()
 
     async def short_lived(ctx: TriggerContext) -> None:
         started.set()
@@ -486,7 +486,7 @@ async def test_ticks_missed_by_an_overrunning_call_are_counted_as_skipped(
     runner = TriggerRunner([every(0.02, gate, name="overrun")], connection)
     async with running(runner):
         await until_set(gate.entered)
-        await asyncio.sleep(0.1)  # the call overruns five intervals, the point of the test
+        await anyio.sleep(0.1)  # the call overruns five intervals, the point of the test
         gate.release()
         await wait_for(lambda: gate.calls >= 3, what="calls after the overrun")
         await wait_for(lambda: stats_of(runner, "overrun").skipped >= 3, what="skipped ticks")
@@ -633,7 +633,7 @@ async def test_next_call_at_of_an_after_is_its_due_instant(connection: FakeConne
 async def test_next_call_at_is_none_for_a_file_watch_and_a_coroutine_trigger(
     connection: FakeConnection, tmp_path: Path
 ) -> None:
-    started = asyncio.Event()
+    started = anyio.Event()
     runner = TriggerRunner(
         [on_file_change(tmp_path, nothing, name="watch"), sleeper(started)], connection
     )

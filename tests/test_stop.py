@@ -1,11 +1,17 @@
 """docs/contract.md §4: `TriggerRunner.stop()` — what it cancels and waits for, and
 under pressure: mid-flight callbacks, concurrent and interleaved calls, stops from
 inside a trigger, and `stop(timeout=...)` for triggers that ignore cancellation, with
-any timeout (property-based; the argument's own checks are in test_durations.py)."""
+any timeout (property-based; the argument's own checks are in test_durations.py).
+
+On every host (§7): a trigger sees the host's cancellation (`asyncio.CancelledError`,
+`trio.Cancelled`). Cleanup that awaits is shielded (`anyio.CancelScope(shield=True)`):
+trio's cancellation is level-triggered, so an unshielded await in a cancelled
+trigger is cancelled again at once; asyncio's is delivered once, so there the
+shield does not change what the tests see.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import math
@@ -16,6 +22,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -27,18 +34,28 @@ from conftest import (
     RUNNING,
     Accepted,
     FakeConnection,
+    Host,
     Rejected,
     Stubborn,
     agent_trigger_logs,
+    backends,
+    bounded,
+    cancelled,
     error_records,
     expected_duration,
     messages_at,
     rejected,
-    run,
+    run_on,
     until_set,
     wait_for,
     wait_forever,
 )
+
+
+async def clean_up(seconds: float) -> None:
+    """An async cleanup that takes `seconds`, in a cancelled trigger (shielded)."""
+    with anyio.CancelScope(shield=True):
+        await anyio.sleep(seconds)
 
 
 def warning_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -66,9 +83,9 @@ class Ledger:
         async def wait_then_clean_up(ctx: TriggerContext) -> None:
             self.began += 1
             try:
-                await asyncio.sleep(3600)
+                await anyio.sleep(3600)
             finally:
-                await asyncio.sleep(cleanup)  # cleanup that itself awaits
+                await clean_up(cleanup)  # cleanup that itself awaits
                 self.cleaned += 1
 
         return wait_then_clean_up
@@ -83,14 +100,14 @@ async def test_stop_cancels_and_waits_for_async_cleanup(connection: FakeConnecti
     async def sleeper(ctx: TriggerContext) -> None:
         events.append("started")
         try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
+            await anyio.sleep(3600)
+        except cancelled():
             events.append("cancelled")
-            await asyncio.sleep(0.05)  # an async cleanup that takes a while
+            await clean_up(0.05)  # an async cleanup that takes a while
             events.append("except done")
             raise
         finally:
-            await asyncio.sleep(0.05)  # another, after the except block's
+            await clean_up(0.05)  # another, after the except block's
             events.append("finally done")
 
     runner = TriggerRunner([sleeper], connection)
@@ -110,9 +127,9 @@ async def test_stop_waits_for_the_cleanup_of_every_trigger(connection: FakeConne
         async def sleeper(ctx: TriggerContext) -> None:
             started.append(i)
             try:
-                await asyncio.sleep(3600)
+                await anyio.sleep(3600)
             finally:
-                await asyncio.sleep(0.01 * i)  # cleanups of different lengths
+                await clean_up(0.01 * i)  # cleanups of different lengths
                 cleaned.append(i)
 
         return sleeper
@@ -136,9 +153,9 @@ async def test_stop_cancels_a_trigger_subclass(connection: FakeConnection) -> No
         async def run(self, ctx: TriggerContext) -> None:
             started.append(self.name)
             try:
-                await asyncio.sleep(3600)
+                await anyio.sleep(3600)
             finally:
-                await asyncio.sleep(0.02)  # an async cleanup that takes a while
+                await clean_up(0.02)  # an async cleanup that takes a while
                 cleaned.append(self.name)
 
     runner = TriggerRunner([Sleeper()], connection)
@@ -154,7 +171,7 @@ async def test_stop_cancels_a_trigger_awaiting_send_when_idle(
     busy_connection: FakeConnection,
 ) -> None:
     finished: list[str] = []
-    started = asyncio.Event()
+    started = anyio.Event()
 
     async def patient(ctx: TriggerContext) -> None:
         started.set()
@@ -169,26 +186,26 @@ async def test_stop_cancels_a_trigger_awaiting_send_when_idle(
     await runner.stop()
     assert finished == ["finally"]
     busy_connection.set_idle(True)
-    await asyncio.sleep(0.05)  # time for a stray send to show up (a negative)
+    await anyio.sleep(0.05)  # time for a stray send to show up (a negative)
     assert busy_connection.sent == []
 
 
 async def test_stop_returns_normally_even_if_a_trigger_swallows_cancellation(
     connection: FakeConnection,
 ) -> None:
-    started = asyncio.Event()
+    started = anyio.Event()
 
     async def stubborn(ctx: TriggerContext) -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
+            await anyio.sleep(3600)
+        except cancelled():
             return
 
     runner = TriggerRunner([stubborn], connection)
     await runner.start()
     await until_set(started)
-    await asyncio.wait_for(runner.stop(), timeout=5.0)
+    await bounded(runner.stop(), timeout=5.0)
     assert runner.is_running is False
 
 
@@ -215,7 +232,10 @@ async def test_stop_is_idempotent(connection: FakeConnection) -> None:
 async def test_concurrent_stops_both_return(connection: FakeConnection) -> None:
     runner = TriggerRunner([wait_forever], connection)
     await runner.start()
-    await asyncio.wait_for(asyncio.gather(runner.stop(), runner.stop()), timeout=5.0)
+    with anyio.fail_after(5.0):
+        async with anyio.create_task_group() as group:
+            group.start_soon(runner.stop)
+            group.start_soon(runner.stop)
     assert runner.is_running is False
 
 
@@ -225,7 +245,7 @@ async def test_runner_can_be_started_again_after_stop(connection: FakeConnection
     async def counted(ctx: TriggerContext) -> None:
         runs.append(1)
         await ctx.send(f"run {len(runs)}")
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     runner = TriggerRunner([counted], connection)
     await runner.start()
@@ -262,33 +282,30 @@ async def test_restart_after_triggers_returned(connection: FakeConnection) -> No
 async def test_stop_does_not_block_the_loop(connection: FakeConnection) -> None:
     """While stop() waits for a slow async cleanup, other tasks keep running."""
     ticks: list[int] = []
-    started = asyncio.Event()
+    started = anyio.Event()
 
     async def slow_cleanup(ctx: TriggerContext) -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         finally:
-            await asyncio.sleep(0.2)  # a slow async cleanup, the point of the test
+            await clean_up(0.2)  # a slow async cleanup, the point of the test
 
     async def ticker() -> None:
         while True:
             ticks.append(1)
-            await asyncio.sleep(0.01)  # the pace of its ticks
+            await anyio.sleep(0.01)  # the pace of its ticks
 
     runner = TriggerRunner([slow_cleanup], connection)
     await runner.start()
     # Started: a trigger cancelled before its first step has no cleanup to wait for.
-    await asyncio.wait_for(started.wait(), 5)
-    ticking = asyncio.ensure_future(ticker())
-    try:
+    await bounded(started.wait(), 5)
+    async with anyio.create_task_group() as group:
+        group.start_soon(ticker)
         before = len(ticks)
         await runner.stop()
         assert len(ticks) >= before + 3
-    finally:
-        ticking.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await ticking
+        group.cancel_scope.cancel()
     assert runner.is_running is False
 
 
@@ -311,12 +328,12 @@ async def test_a_trigger_may_stop_its_own_runner_which_can_then_restart(
 async def test_an_error_raised_while_being_cancelled_is_logged(
     connection: FakeConnection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    started = asyncio.Event()
+    started = anyio.Event()
 
     async def broken_cleanup(ctx: TriggerContext) -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         finally:
             raise RuntimeError("cleanup failed")
 
@@ -341,16 +358,16 @@ async def test_stop_waits_for_every_callback_in_flight(connection: FakeConnectio
     async def sender(ctx: TriggerContext) -> None:
         while True:
             await ctx.send("tick")
-            await asyncio.sleep(0.001)  # the pace of its sends
+            await anyio.sleep(0.001)  # the pace of its sends
 
     runner = TriggerRunner([every(0.005, slow_tick), sender], connection)
     await runner.start()
     await wait_for(lambda: ledger.began >= 1 and len(connection.sent) >= 5)
-    await asyncio.wait_for(runner.stop(), timeout=10)
+    await bounded(runner.stop(), timeout=10)
     assert ledger.began >= 1
     assert ledger.in_flight == 0, "stop() returned before a callback's cleanup ran"
     sent = len(connection.sent)
-    await asyncio.sleep(0.05)  # time for a stray send to show up (a negative: no event to await)
+    await anyio.sleep(0.05)  # time for a stray send to show up (a negative: no event to await)
     assert len(connection.sent) == sent, "a trigger kept sending after stop()"
     assert ledger.in_flight == 0
 
@@ -363,7 +380,7 @@ async def test_stop_waits_for_a_one_shot_callback_in_flight(connection: FakeConn
     runner = TriggerRunner([after(0.001, once)], connection)
     await runner.start()
     await wait_for(lambda: ledger.began == 1)
-    await asyncio.wait_for(runner.stop(), timeout=10)
+    await bounded(runner.stop(), timeout=10)
     assert (ledger.began, ledger.cleaned) == (1, 1)
 
 
@@ -376,11 +393,16 @@ async def test_concurrent_stops_each_wait_for_cleanup(connection: FakeConnection
     await runner.start()
     await wait_for(lambda: ledger.began == 2)
 
-    async def stop_and_look() -> int:
-        await runner.stop()
-        return ledger.cleaned
+    seen: list[int] = []
 
-    seen = await asyncio.wait_for(asyncio.gather(*(stop_and_look() for _ in range(5))), 10)
+    async def stop_and_look() -> None:
+        await runner.stop()
+        seen.append(ledger.cleaned)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(stop_and_look)
     assert seen == [2] * 5, "a concurrent stop() returned before the cleanup ran"
     assert runner.is_running is False
 
@@ -395,7 +417,7 @@ async def test_start_and_stop_interleaved_from_many_tasks(
         try:
             while True:
                 await ctx.send("working")
-                await asyncio.sleep(0.001)  # the pace of its sends
+                await anyio.sleep(0.001)  # the pace of its sends
         finally:
             ledger.cleaned += 1
 
@@ -417,10 +439,13 @@ async def test_start_and_stop_interleaved_from_many_tasks(
                     refused += 1
             else:
                 await runner.stop()
-            await asyncio.sleep(rng.random() * 0.003)
+            await anyio.sleep(rng.random() * 0.003)
 
-    await asyncio.wait_for(asyncio.gather(*(churn() for _ in range(8))), timeout=30)
-    await asyncio.wait_for(runner.stop(), timeout=10)
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(churn)
+    await bounded(runner.stop(), timeout=10)
     assert runner.is_running is False
     assert ledger.began > 0
     assert ledger.in_flight == 0, "a trigger was left running after the final stop()"
@@ -447,7 +472,7 @@ async def test_stop_from_inside_an_every_callback(connection: FakeConnection) ->
     await runner.start()
     await wait_for(lambda: not runner.is_running, what="the runner stopped by its own callback")
     seen = calls
-    await asyncio.sleep(0.05)  # several intervals for a stray call to show up (a negative)
+    await anyio.sleep(0.05)  # several intervals for a stray call to show up (a negative)
     assert calls == seen, "the schedule kept firing after stopping itself"
     await runner.start()  # stopped, not stuck started
     await wait_for(lambda: calls > seen)
@@ -458,9 +483,9 @@ async def test_stop_from_inside_a_trigger_while_another_stop_waits(
     connection: FakeConnection,
 ) -> None:
     holder: list[TriggerRunner] = []
-    go = asyncio.Event()
-    started = asyncio.Event()
-    cleaned = asyncio.Event()
+    go = anyio.Event()
+    started = anyio.Event()
+    cleaned = anyio.Event()
 
     async def stop_myself(ctx: TriggerContext) -> None:
         await go.wait()
@@ -469,18 +494,19 @@ async def test_stop_from_inside_a_trigger_while_another_stop_waits(
     async def slow(ctx: TriggerContext) -> None:
         started.set()
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         finally:
-            await asyncio.sleep(0.03)  # an async cleanup that takes a while
+            await clean_up(0.03)  # an async cleanup that takes a while
             cleaned.set()
 
     runner = TriggerRunner([stop_myself, slow], connection)
     holder.append(runner)
     await runner.start()
-    await asyncio.wait_for(started.wait(), timeout=10)
-    outer = asyncio.ensure_future(runner.stop())
-    go.set()
-    await asyncio.wait_for(outer, timeout=10)
+    await bounded(started.wait(), timeout=10)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(runner.stop)  # the outer stop, waiting as the trigger stops
+            go.set()
     assert cleaned.is_set()
     assert runner.is_running is False
 
@@ -495,11 +521,10 @@ async def test_stop_with_timeout_abandons_a_trigger_that_ignores_cancellation(
     runner = TriggerRunner([stubborn], connection)
     await runner.start()
     await wait_for(lambda: stubborn.calls == 1)
-    loop = asyncio.get_running_loop()
-    began = loop.time()
+    began = anyio.current_time()
     with caplog.at_level(logging.WARNING, logger="agent_triggers"):
-        await asyncio.wait_for(runner.stop(timeout=0.2), timeout=10)
-    assert loop.time() - began >= 0.15, "stop() gave up before its timeout"
+        await bounded(runner.stop(timeout=0.2), timeout=10)
+    assert anyio.current_time() - began >= 0.15, "stop() gave up before its timeout"
     warnings = warning_records(caplog)
     assert len(warnings) == 1
     assert "'Stubborn'" in warnings[0].getMessage() or "Stubborn" in warnings[0].getMessage()
@@ -532,7 +557,7 @@ async def test_stop_with_timeout_names_the_triggers_left_running_in_list_order(
     try:
         await wait_for(lambda: stuck_tick.calls == 1 and stuck_coroutine.calls == 1)
         with caplog.at_level(logging.WARNING, logger="agent_triggers"):
-            await asyncio.wait_for(runner.stop(timeout=0.2), timeout=10)
+            await bounded(runner.stop(timeout=0.2), timeout=10)
         [warning] = warning_records(caplog)
         message = warning.getMessage()
         assert "stuck_schedule" in message
@@ -551,7 +576,7 @@ async def test_stop_with_timeout_names_only_the_triggers_left_running(
     stubborn = Stubborn()
 
     async def polite(ctx: TriggerContext) -> None:
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     async def stubborn_tick(ctx: TriggerContext) -> None:
         await stubborn(ctx)
@@ -560,7 +585,7 @@ async def test_stop_with_timeout_names_only_the_triggers_left_running(
     await runner.start()
     await wait_for(lambda: stubborn.calls == 1)  # the schedule's first call is under way
     with caplog.at_level(logging.WARNING, logger="agent_triggers"):
-        await asyncio.wait_for(runner.stop(timeout=timedelta(milliseconds=200)), timeout=10)
+        await bounded(runner.stop(timeout=timedelta(milliseconds=200)), timeout=10)
     [warning] = warning_records(caplog)
     message = warning.getMessage()
     assert "stuck_schedule" in message
@@ -582,7 +607,7 @@ async def test_runner_abandoned_by_a_timeout_restarts_while_the_old_trigger_runs
     assert runner.is_running is True
     stubborn.release()  # ends the old and the new call
     await wait_for(lambda: stubborn.finished)
-    await asyncio.wait_for(runner.stop(), timeout=10)
+    await bounded(runner.stop(), timeout=10)
     assert runner.is_running is False
 
 
@@ -597,7 +622,7 @@ async def test_stop_with_timeout_is_silent_when_cleanup_finishes_in_time(
     await runner.start()
     await wait_for(lambda: ledger.began == 2)
     with caplog.at_level(logging.WARNING, logger="agent_triggers"):
-        await asyncio.wait_for(runner.stop(timeout=30), timeout=10)
+        await bounded(runner.stop(timeout=30), timeout=10)
     assert ledger.cleaned == 2
     assert warning_records(caplog) == []
 
@@ -610,7 +635,7 @@ async def test_stop_with_zero_timeout_returns_without_waiting(
     await runner.start()
     await wait_for(lambda: stubborn.calls == 1)
     with caplog.at_level(logging.WARNING, logger="agent_triggers"):
-        await asyncio.wait_for(runner.stop(timeout=0), timeout=10)
+        await bounded(runner.stop(timeout=0), timeout=10)
     assert runner.is_running is False
     assert len(warning_records(caplog)) == 1
     await wait_for(lambda: stubborn.cancellations == 1, what="the cancellation still reached it")
@@ -642,7 +667,7 @@ async def test_stop_rejects_a_bad_timeout_naming_it(
     connection: FakeConnection, timeout: Any, error: type[Exception]
 ) -> None:
     async def polite(ctx: TriggerContext) -> None:
-        await asyncio.sleep(3600)
+        await anyio.sleep(3600)
 
     runner = TriggerRunner([polite], connection)
     async with runner:
@@ -664,9 +689,9 @@ class Cooperative:
     async def __call__(self, ctx: TriggerContext) -> None:
         self.started = True
         try:
-            await asyncio.sleep(3600)
+            await anyio.sleep(3600)
         finally:
-            await asyncio.sleep(0.01)  # an async cleanup that takes a while
+            await clean_up(0.01)  # an async cleanup that takes a while
             self.cleaned_up = True
 
 
@@ -678,6 +703,7 @@ short_timeouts = st.one_of(
 )
 
 
+@pytest.mark.parametrize("host", backends())
 @RUNNING
 @given(timeout=short_timeouts)
 @example(timeout=0)
@@ -687,7 +713,7 @@ short_timeouts = st.one_of(
 @example(timeout=dt.timedelta(0))
 @example(timeout=Fraction(1, 3 * 10**9))
 def test_a_short_stop_timeout_abandons_the_trigger_and_reports_the_exact_timeout(
-    timeout: Any,
+    host: Host, timeout: Any
 ) -> None:
     expected = expected_duration(timeout, allow_zero=True)
     assert isinstance(expected, Accepted)
@@ -699,7 +725,7 @@ def test_a_short_stop_timeout_abandons_the_trigger_and_reports_the_exact_timeout
             await runner.start()
             await until_set(stubborn.started)
             try:
-                await asyncio.wait_for(runner.stop(timeout=timeout), timeout=10)
+                await bounded(runner.stop(timeout=timeout), timeout=10)
                 assert not runner.is_running
             finally:
                 stubborn.release()
@@ -708,7 +734,7 @@ def test_a_short_stop_timeout_abandons_the_trigger_and_reports_the_exact_timeout
         assert warning.startswith(f"stop(timeout={expected.seconds:g}) gave up waiting"), warning
         assert "'Stubborn'" in warning
 
-    run(main)
+    run_on(host, main)
 
 
 @pytest.mark.parametrize(
@@ -730,7 +756,7 @@ async def test_a_long_stop_timeout_waits_for_the_cleanup(
     runner = TriggerRunner([cooperative], FakeConnection())
     await runner.start()
     await wait_for(lambda: cooperative.started)
-    await asyncio.wait_for(runner.stop(timeout=timeout), timeout=10)
+    await bounded(runner.stop(timeout=timeout), timeout=10)
     assert cooperative.cleaned_up
     assert not runner.is_running
     assert [r for r in caplog.records if r.name == "agent_triggers"] == []
@@ -755,5 +781,5 @@ async def test_a_rejected_stop_timeout_leaves_the_runner_running(timeout: Any) -
         assert runner.is_running
         assert not cooperative.cleaned_up
     finally:
-        await asyncio.wait_for(runner.stop(), timeout=10)
+        await bounded(runner.stop(), timeout=10)
     assert cooperative.cleaned_up
