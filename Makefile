@@ -1,13 +1,14 @@
 # Everything a fresh machine with the Rust toolchain and Python 3.9+ needs.
 #   make demo   build the package into .venv and run the demo
-#   make test   build, lint and run every test (Rust and Python)
+#   make test   build the wheel (from the sdist), lint, and run every test (Rust, and
+#               Python against the installed wheel on asyncio, uvloop and trio)
 #   make bench  the benchmarks against the peers (not part of make test)
 #   make dev T=tests/test_every.py
 #               the inner loop, once `make install` has made .venv: a debug build of
 #               the extension into .venv (quicker than install's release build), then
 #               pytest -x -q on T (a file, a node id, pytest options; default: the suite)
 .DEFAULT_GOAL := test
-.PHONY: demo test install dev lint redis-server test-rust test-python test-wheel format clean bench
+.PHONY: demo test install dev lint lint-only redis-server test-rust test-python wheel test-wheel format clean bench
 
 PYTHON ?= python3
 VENV := .venv
@@ -33,7 +34,11 @@ demo: $(BIN)/python
 	$(BIN)/python -m pip install --quiet .
 	$(BIN)/python -m agent_triggers
 
-lint: install
+lint: install lint-only
+
+# The checks, on whatever .venv holds (`make install`'s editable build, or the
+# wheel `make test` installs).
+lint-only:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	# The maintainers' docs (private items too: the bindings' API is Python's).
@@ -53,33 +58,44 @@ redis-server:
 test-rust: redis-server
 	cargo test --workspace --locked
 
+# The suite against the editable install (the inner loop's; `make test` runs it
+# against the wheel instead).
 test-python: install redis-server
 	$(BIN)/python -m pytest
 
-# The release wheel as users get it: manylinux abi3 (linked against an old glibc
-# with zig), installed in a clean virtualenv, the suite run against the installed
-# package; and the sdist, built and installed from source.
+# The distributions as users get them: the sdist, and the release wheel built
+# from it (so the sdist is known to build) — manylinux abi3, linked against an
+# old glibc with zig — then installed into .venv with the dev tools (not
+# editable): lint and the suite run against the installed package.
 DIST := dist
-test-wheel: $(BIN)/python redis-server
+wheel: $(BIN)/python
 	$(BIN)/python -m pip install --quiet "maturin>=1.9,<2" ziglang
-	rm -rf $(DIST) .venv-wheel .venv-sdist
-	# maturin finds zig through the ziglang package of the python on PATH.
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/maturin build --release --locked --zig \
-		--compatibility manylinux2014 --out $(DIST)
+	rm -rf $(DIST)
 	$(BIN)/maturin sdist --out $(DIST)
+	# maturin finds zig through the ziglang package of the python on PATH.
+	PATH="$(CURDIR)/$(BIN):$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target" \
+		MATURIN_PEP517_ARGS="--locked --zig --compatibility manylinux2014" \
+		$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(DIST) $(DIST)/*.tar.gz
 	$(BIN)/python tests/check_wheel.py $(DIST)
-	$(PYTHON) -m venv .venv-wheel
-	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl pytest "pytest-asyncio>=1.4" pytest-timeout hypothesis uvloop "redis>=5" \
-		"google-antigravity>=0.1.22; python_version >= '3.10' and platform_machine != 'aarch64'"
-	.venv-wheel/bin/python -c "import agent_triggers as m; assert 'site-packages' in m.__file__, m.__file__"
-	.venv-wheel/bin/python -m pytest -q -p no:cacheprovider
-	$(PYTHON) -m venv .venv-sdist
-	.venv-sdist/bin/python -m pip install --quiet $(DIST)/*.tar.gz
-	.venv-sdist/bin/python -m agent_triggers --seconds 1
-	# The wheel needs no Rust toolchain: the demo, with cargo off PATH.
-	env PATH=/usr/bin:/bin sh -c '! command -v cargo && .venv-wheel/bin/python -m agent_triggers --seconds 1' 
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps $(DIST)/*.whl
+	$(BIN)/python -m pip install --quiet "$$(ls $(DIST)/*.whl)[dev]"
+	$(BIN)/python -c "import agent_triggers as m; assert 'site-packages' in m.__file__, m.__file__"
 
-test: lint test-rust test-python test-wheel
+# The suite against the installed wheel, every async test on asyncio, uvloop and
+# trio, on two workers (pytest-xdist: each test process has its own runtime).
+test-wheel: wheel redis-server
+	$(BIN)/python -c "import agent_triggers as m; assert 'site-packages' in m.__file__, m.__file__"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
+	# The wheel alone (its own dependencies only) and no Rust toolchain: the demo
+	# and the trio example, with cargo off PATH.
+	rm -rf .venv-wheel
+	$(PYTHON) -m venv .venv-wheel
+	.venv-wheel/bin/python -m pip install --quiet $(DIST)/*.whl trio
+	env PATH=/usr/bin:/bin sh -c '! command -v cargo && .venv-wheel/bin/python -m agent_triggers --seconds 1 \
+		&& .venv-wheel/bin/python examples/trio_agent.py'
+
+# In order: the wheel (and .venv from it), lint, the Rust tests, the suite.
+test: wheel lint-only test-rust test-wheel
 
 format: install
 	cargo fmt --all
@@ -92,4 +108,4 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .venv-wheel .venv-sdist $(DIST) target python/agent_triggers/*.so
+	rm -rf $(VENV) .venv-wheel $(DIST) target python/agent_triggers/*.so

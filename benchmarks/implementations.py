@@ -41,10 +41,11 @@ class PeerContext:
 
 
 class Implementation(ABC):
-    """A way to run periodic triggers on the running asyncio loop."""
+    """A way to run periodic triggers on the running host (asyncio's loop, or trio)."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    host: ClassVar[str] = "asyncio"  # what the worker runs it under: "asyncio" or "trio"
 
     @abstractmethod
     def build(self, specs: Sequence[TriggerSpec]) -> None:
@@ -77,6 +78,12 @@ class AgentTriggers(Implementation):
 
     async def stop(self) -> None:
         await self._runner.stop()
+
+
+class AgentTriggersTrio(AgentTriggers):
+    name = "agent_triggers_trio"
+    description = "the same TriggerRunner, started under trio.run"
+    host = "trio"
 
 
 class _TaskPerTrigger(Implementation):
@@ -132,6 +139,52 @@ class CarefulAsyncio(_TaskPerTrigger):
             k = max(k + 1, math.floor((loop.time() - origin) / interval) + 1)
 
 
+class CarefulTrio(Implementation):
+    name = "careful_trio"
+    description = "fixed rate on trio.current_time(): sleep_until origin + k*interval, skip missed"
+    host = "trio"
+
+    def build(self, specs: Sequence[TriggerSpec]) -> None:
+        self._specs = specs
+        self._ctx = PeerContext(NullConnection())
+
+    async def start(self) -> None:
+        import trio
+
+        # A nursery in a system task, as a runner would keep one: start() returns
+        # with every trigger's task made; stop() cancels the nursery and waits.
+        self._stopped = trio.Event()
+        self._scope = trio.CancelScope()
+        origin = trio.current_time()
+        trio.lowlevel.spawn_system_task(self._main, origin)
+        await trio.lowlevel.checkpoint()
+
+    async def _main(self, origin: float) -> None:
+        import trio
+
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    for spec in self._specs:
+                        nursery.start_soon(self._run, spec.interval, spec.callback, origin)
+        finally:
+            self._stopped.set()
+
+    async def _run(self, interval: float, callback: Callback, origin: float) -> None:
+        import trio
+
+        k = 1
+        while True:
+            await trio.sleep_until(origin + k * interval)
+            await callback(self._ctx)
+            # The next grid point still ahead: ticks missed while late are skipped.
+            k = max(k + 1, math.floor((trio.current_time() - origin) / interval) + 1)
+
+    async def stop(self) -> None:
+        self._scope.cancel()
+        await self._stopped.wait()
+
+
 class APScheduler3(Implementation):
     name = "apscheduler3"
     description = "AsyncIOScheduler + IntervalTrigger (coalesce, max_instances=1)"
@@ -177,5 +230,13 @@ class APScheduler3(Implementation):
 
 
 IMPLEMENTATIONS: dict[str, type[Implementation]] = {
-    impl.name: impl for impl in (AgentTriggers, SleepLoop, CarefulAsyncio, APScheduler3)
+    impl.name: impl
+    for impl in (
+        AgentTriggers,
+        SleepLoop,
+        CarefulAsyncio,
+        APScheduler3,
+        AgentTriggersTrio,
+        CarefulTrio,
+    )
 }

@@ -8,7 +8,6 @@ and times that too.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import math
 import random
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+import anyio
 import psutil
 from implementations import Callback, Implementation, TriggerSpec
 
@@ -170,7 +170,7 @@ def rss_bytes() -> int:
 async def settle(seconds: float) -> None:
     """Collect garbage and let the process go quiet before a measurement."""
     gc.collect()
-    await asyncio.sleep(seconds)
+    await anyio.sleep(seconds)
 
 
 def recording_callback(times: list[float], sleep: float) -> Callback:
@@ -182,7 +182,7 @@ def recording_callback(times: list[float], sleep: float) -> Callback:
 
         async def sleeping(ctx: object) -> None:
             record(clock())
-            await asyncio.sleep(sleep)
+            await anyio.sleep(sleep)
 
         return sleeping
 
@@ -198,12 +198,11 @@ async def idle_callback(ctx: object) -> None:
 
 async def block_loop(origin: float, period: float = 0.020, block: float = 0.005) -> None:
     """Block the loop thread for ``block`` s once per ``period`` s window, until cancelled."""
-    loop = asyncio.get_running_loop()
     phases = random.Random(20_240_601)
     k = 0
     while True:
         due = origin + k * period + phases.uniform(0.0, period - block)
-        await asyncio.sleep(max(0.0, due - loop.time()))
+        await anyio.sleep(max(0.0, due - anyio.current_time()))
         time.sleep(block)  # noqa: ASYNC251 -- the point: a handler that hogs the loop
         k += 1
 
@@ -226,18 +225,17 @@ async def measure_timing(impl: Implementation, scenario: TimingScenario) -> dict
         ]
     )
     await settle(0.1)
-    loop = asyncio.get_running_loop()
-    blocker = asyncio.ensure_future(block_loop(loop.time())) if scenario.block_loop else None
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    await impl.start()
-    window_end = t0 + scenario.duration + scenario.interval / 2
-    await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
-    wall = time.perf_counter() - t0
-    cpu = time.process_time() - cpu0
-    if blocker is not None:
-        blocker.cancel()
-        await asyncio.gather(blocker, return_exceptions=True)
+    async with anyio.create_task_group() as blocker:
+        if scenario.block_loop:
+            blocker.start_soon(block_loop, anyio.current_time())
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        await impl.start()
+        window_end = t0 + scenario.duration + scenario.interval / 2
+        await anyio.sleep(max(0.0, window_end - time.perf_counter()))
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        blocker.cancel_scope.cancel()
 
     in_window = [[t for t in times if t < window_end] for times in calls]
     ideal = ideal_calls(scenario.duration, scenario.interval) * scenario.triggers
@@ -271,7 +269,7 @@ async def measure_scale(impl: Implementation, scenario: ScaleScenario) -> dict[s
     await settle(scenario.settle)
     rss1 = rss_bytes()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.sleep(scenario.idle_window)
+    await anyio.sleep(scenario.idle_window)
     idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     return {
         "build_s": t_start - t_build,
@@ -300,9 +298,9 @@ async def measure_throughput(impl: Implementation, scenario: ThroughputScenario)
     impl.build([TriggerSpec(scenario.interval, count) for _ in range(scenario.triggers)])
     await settle(0.1)
     await impl.start()
-    await asyncio.sleep(scenario.warmup)
+    await anyio.sleep(scenario.warmup)
     calls0, cpu0, wall0 = counter.calls, time.process_time(), time.perf_counter()
-    await asyncio.sleep(scenario.window)
+    await anyio.sleep(scenario.window)
     calls1, cpu1, wall1 = counter.calls, time.process_time(), time.perf_counter()
 
     wall = wall1 - wall0

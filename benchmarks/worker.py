@@ -1,7 +1,8 @@
 """One measurement in a fresh process: ``python benchmarks/worker.py IMPL SCENARIO``.
 
 Runs SCENARIO (see ``scenarios.SCENARIOS``) against IMPL (see
-``implementations.IMPLEMENTATIONS``) on a new asyncio loop and prints its figures on
+``implementations.IMPLEMENTATIONS``) on a new asyncio loop (or trio run, for the
+trio implementations) and prints its figures on
 stdout as one JSON object per line: one with ``"status": "measured"`` as soon as the
 figures are in, then the same with ``"status": "ok"`` and ``stop_s`` once the triggers
 are stopped — so that a run killed while a slow peer stops still has its figures.
@@ -32,7 +33,13 @@ def main() -> None:
     if args.triggers is not None:
         scenario = dataclasses.replace(scenario, triggers=args.triggers)
     result = {"impl": args.impl, "scenario": args.scenario, "triggers": scenario.triggers}
-    asyncio.run(run(IMPLEMENTATIONS[args.impl](), scenario, result))
+    impl = IMPLEMENTATIONS[args.impl]()
+    if impl.host == "trio":
+        import trio
+
+        trio.run(run, impl, scenario, result)
+    else:
+        asyncio.run(run(impl, scenario, result))
 
 
 async def run(impl: Implementation, scenario: Scenario, result: dict[str, Any]) -> None:
