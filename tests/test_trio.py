@@ -135,10 +135,12 @@ async def test_a_failure_beside_the_runner_in_a_nursery_is_the_only_exception() 
 
 
 def test_the_runner_stops_when_the_trio_run_ends() -> None:
+    began: list[str] = []
     cleaned: list[str] = []
     ticks: list[float] = []
 
     async def trigger(ctx: TriggerContext) -> None:
+        began.append("trigger")
         try:
             await trio.sleep_forever()
         finally:
@@ -150,8 +152,10 @@ def test_the_runner_stops_when_the_trio_run_ends() -> None:
     runner = TriggerRunner([trigger, every(0.005, tick)], FakeConnection())
 
     async def main() -> None:
+        runs, ticked = len(began), len(ticks)
         await runner.start()
-        await wait_for(lambda: len(ticks) >= 3)
+        # Running: the trigger has taken its first step, the schedule ticks.
+        await wait_for(lambda: len(began) > runs and len(ticks) >= ticked + 3)
         # returns with the runner started: no stop()
 
     trio.run(main)

@@ -104,16 +104,20 @@ impl TriggerRunner {
             self.ensure_not_started()?;
             crate::host::capture(py)
         })?;
+        let called = std::time::Instant::now();
         crate::host::opened(&*host).await?;
-        Python::attach(|py| self.start_now(py, host))
+        // The wait for trio's nursery counts as part of the schedules' time:
+        // it does not delay their grid.
+        let opening = called.elapsed();
+        Python::attach(|py| self.start_now(py, host, opening))
     }
 
-    fn start_now(&self, py: Python<'_>, host: Arc<dyn Host>) -> PyResult<()> {
+    fn start_now(&self, py: Python<'_>, host: Arc<dyn Host>, opening: Duration) -> PyResult<()> {
         // The lock is not held while Python code runs (building the triggers
         // allocates, and a finalizer run by the GC may call back into us).
         self.ensure_not_started()?;
         let entries: Vec<_> = self.triggers.lock().iter().map(Plan::entry).collect();
-        let run = Run::start(py, host, &entries, self.fleet.as_ref())?;
+        let run = Run::start(py, host, &entries, self.fleet.as_ref(), opening)?;
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
         if is_started(&running) {

@@ -75,13 +75,16 @@ impl Run {
     /// In order: file watches are set up (their errors are `start()`'s, with
     /// nothing started), coroutine triggers started, then the schedules'
     /// origin taken and the native triggers armed — an `every` trigger's
-    /// first call comes one interval after that, not sooner. Keyed triggers,
-    /// with a `fleet`, take their ticks from it instead (on its shared grid).
+    /// first call comes one interval after that, not sooner — less `opening`,
+    /// the time the host took to be ready (trio's nursery), so that it does
+    /// not shift the grid. Keyed triggers, with a `fleet`, take their ticks
+    /// from it instead (on its shared grid).
     pub fn start(
         py: Python<'_>,
         host: Arc<dyn Host>,
         entries: &[Entry],
         fleet: Option<&FleetConfig>,
+        opening: std::time::Duration,
     ) -> PyResult<Self> {
         let handle = runtime::handle()?;
         let _runtime = handle.enter();
@@ -108,7 +111,8 @@ impl Run {
                 run.start_coroutine(py, &entry.handle)?;
             }
         }
-        let started = Instant::now();
+        let now = Instant::now();
+        let started = now.checked_sub(opening).unwrap_or(now);
         let members = entries
             .iter()
             .zip(factories)
