@@ -134,6 +134,56 @@ async def test_a_failure_beside_the_runner_in_a_nursery_is_the_only_exception() 
     assert not runner.is_running
 
 
+async def test_a_cancelled_async_with_block_still_waits_for_cleanup() -> None:
+    """`async with runner`'s exit is shielded (§7): cancelled, it still
+    returns only once the triggers' cleanup has run, as a nursery's exit."""
+    started = trio.Event()
+    cleanup: list[str] = []
+
+    async def trigger(ctx: TriggerContext) -> None:
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(0.05)
+                cleanup.append("done")
+
+    runner = TriggerRunner([trigger], FakeConnection())
+    with trio.fail_after(10), trio.CancelScope() as scope:
+        async with runner:
+            await started.wait()
+            scope.cancel()
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert cleanup == ["done"]
+    assert not runner.is_running
+
+
+async def test_a_stop_while_start_waits_for_the_nursery_wins() -> None:
+    """`stop()` awaited while `start()` waits for its nursery (§7): that
+    `start()` returns without starting anything; a later start starts."""
+    calls: list[str] = []
+
+    async def trigger(ctx: TriggerContext) -> None:
+        calls.append("called")
+        await trio.sleep_forever()
+
+    runner = TriggerRunner([trigger], FakeConnection())
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            # Runs once this task waits in start(): trio wakes a waiting
+            # task only in a batch after the one the nursery opens in.
+            nursery.start_soon(runner.stop)
+            await runner.start()
+        # Started, its trigger (which never returns) would be running.
+        assert not runner.is_running
+        assert runner.stats()[0].calls == 0
+        await runner.start()
+        await wait_for(lambda: calls == ["called"])
+        await bounded(runner.stop(), 5)
+
+
 def test_the_runner_stops_when_the_trio_run_ends() -> None:
     began: list[str] = []
     cleaned: list[str] = []

@@ -10,7 +10,11 @@ token's ``run_sync_soon``). pyo3's own coroutines would yield asyncio futures,
 which trio cannot await.
 
 Cancelling the awaiting task drops the Rust future (``close()``): what it was
-waiting for is no longer waited for, as when a Rust future is dropped.
+waiting for is no longer waited for, as when a Rust future is dropped. A
+shielded drive (``async with runner``'s exit) is not cancelled by trio's
+level-triggered cancellation: the exit waits for the triggers' cleanup, as a
+nursery's does. asyncio's cancellation is edge-triggered: the block's own
+cancellation has been delivered by the time the exit awaits.
 """
 
 from __future__ import annotations
@@ -26,9 +30,17 @@ if TYPE_CHECKING:
     from agent_triggers._core import Awaiting
 
 
-async def drive(awaiting: Awaiting) -> Any:
-    """Await ``awaiting`` to its result on the running host (asyncio or trio)."""
+async def drive(awaiting: Awaiting, shield: bool = False) -> Any:
+    """Await ``awaiting`` to its result on the running host (asyncio or trio).
+
+    ``shield``: under trio, the wait is not cancelled by enclosing scopes.
+    """
     if _library() == "trio":
+        if shield:
+            import trio
+
+            with trio.CancelScope(shield=True):
+                return await _on_trio(awaiting)
         return await _on_trio(awaiting)
     return await _on_asyncio(awaiting)
 

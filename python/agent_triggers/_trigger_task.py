@@ -1,7 +1,8 @@
 """The body of a coroutine trigger's task under a ``TriggerRunner``.
 
-``start()`` makes each coroutine trigger's asyncio task itself, on the calling
-loop and in list order, before it returns (Rust keeps the task's handle). The
+``start()`` makes each coroutine trigger's task itself, in list order, before
+it returns (Rust keeps the task's handle): an asyncio task on the calling loop,
+or under trio a task of the runner's nursery (``_trio_host.run_call``). The
 task runs this coroutine around the trigger, so that a trigger that fails is
 logged within the very step that raises — a caller that resumes after
 ``await start(); await asyncio.sleep(0)`` finds the failure already logged, as

@@ -1,6 +1,7 @@
 //! `TriggerRunner`: arguments checked, each start and stop handed to a
 //! [`Run`] (docs/contract.md §4).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::AlreadyStartedError;
 use crate::arguments::{StopTimeout, type_name};
 use crate::gc::Traverse;
 use crate::host::Host;
-use crate::process::awaiting::awaitable;
+use crate::process::awaiting::{awaitable, awaitable_shielded};
 use crate::process::runtime;
 use crate::run::Run;
 use crate::run::connection::PyConnection;
@@ -51,6 +52,10 @@ pub struct TriggerRunner {
     /// Set by start, cleared once a stop has finished (by the stop's own task,
     /// so that a stop whose caller is cancelled still completes).
     pub(super) running: Arc<Mutex<Option<Arc<Running>>>>,
+    /// Stops awaited so far: a `start()` that waited for its host to open
+    /// (trio's nursery) starts nothing if a stop was awaited meanwhile — the
+    /// caller asked for the runner to be stopped last.
+    stops: AtomicU64,
 }
 
 /// A run, and what ends the task watching for its loop to close.
@@ -105,10 +110,14 @@ impl TriggerRunner {
             crate::host::capture(py)
         })?;
         let called = std::time::Instant::now();
+        let stops = self.stops.load(Ordering::SeqCst);
         crate::host::opened(&*host).await?;
         // The wait for trio's nursery counts as part of the schedules' time:
         // it does not delay their grid.
         let opening = called.elapsed();
+        if self.stops.load(Ordering::SeqCst) != stops {
+            return Ok(());
+        }
         Python::attach(|py| self.start_now(py, host, opening))
     }
 
@@ -145,6 +154,7 @@ impl TriggerRunner {
     /// as stopped, and the stop task goes on waiting in the background for
     /// the triggers left running (it holds what they need until they end).
     async fn stop_and_wait(&self, timeout: Option<Duration>) -> PyResult<()> {
+        self.stops.fetch_add(1, Ordering::SeqCst);
         let Some(run) = self.running.lock().clone() else {
             return Ok(());
         };
@@ -293,6 +303,7 @@ impl TriggerRunner {
             fleet,
             connection,
             running: Arc::new(Mutex::new(None)),
+            stops: AtomicU64::new(0),
         })
     }
 
@@ -376,7 +387,8 @@ impl TriggerRunner {
         _traceback: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         // Returns None: an exception raised in the block is never suppressed.
-        awaitable(py, async move { slf.get().stop_and_wait(None).await })
+        // Under trio, shielded: a cancelled block still waits for cleanup.
+        awaitable_shielded(py, async move { slf.get().stop_and_wait(None).await })
     }
 
     fn __repr__(&self) -> String {

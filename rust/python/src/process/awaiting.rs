@@ -31,6 +31,25 @@ where
     F: Future<Output = PyResult<T>> + Send + 'static,
     T: for<'py> IntoPyObject<'py> + Send + 'static,
 {
+    drive(py, future, false)
+}
+
+/// As [`awaitable`], but under trio the wait is shielded from the awaiting
+/// task's cancel scopes: for a clean-up that must be waited for (an
+/// `__aexit__`), as a nursery's exit waits for its children.
+pub fn awaitable_shielded<F, T>(py: Python<'_>, future: F) -> PyResult<Bound<'_, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
+    drive(py, future, true)
+}
+
+fn drive<F, T>(py: Python<'_>, future: F, shield: bool) -> PyResult<Bound<'_, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'py> IntoPyObject<'py> + Send + 'static,
+{
     // Polled attached (by `Awaiting::poll`): the value converts there.
     let future = async move {
         let value = future.await?;
@@ -42,7 +61,7 @@ where
             future: Mutex::new(Some(Box::pin(future))),
         },
     )?;
-    python::bound(py)?.drive.bind(py).call1((awaiting,))
+    python::bound(py)?.drive.bind(py).call1((awaiting, shield))
 }
 
 /// A Rust future, polled by `agent_triggers._awaiting.drive`.

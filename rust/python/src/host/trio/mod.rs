@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, OnceLock, Weak};
 
-use agent_triggers_core::fault;
+use agent_triggers_core::{LOG_TARGET, fault};
 #[cfg(unix)]
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
@@ -198,7 +198,11 @@ impl TrioHost {
                         }
                     }
                 }
-                Job::Cancel(call, reason) => self.cancel_now(py, &call, reason),
+                Job::Cancel(call, reason) => {
+                    if let Err(message) = fault::catch(|| self.cancel_now(py, &call, reason)) {
+                        tracing::error!(target: LOG_TARGET, "cancelling a trio call panicked: {message}");
+                    }
+                }
             }
         }
     }
@@ -273,7 +277,7 @@ impl Host for TrioHost {
             }
         };
         if let Some(reason) = call.running_as(ForkSafeDrop::new(scope.clone().unbind())) {
-            let _ = scope.call_method1(intern!(py, "cancel"), (reason.message(),));
+            cancel_scope(&scope, reason);
         }
         Ok(())
     }
@@ -288,9 +292,7 @@ impl Host for TrioHost {
     fn cancel_now(&self, py: Python<'_>, call: &Arc<Call>, reason: CancelReason) {
         self.registry.finish_if_queued(call);
         if let Some(scope) = call.ask_cancel(py, reason) {
-            let _ = scope
-                .bind(py)
-                .call_method1(intern!(py, "cancel"), (reason.message(),));
+            cancel_scope(scope.bind(py), reason);
         }
     }
 
@@ -320,6 +322,19 @@ impl Host for TrioHost {
 
     fn opened(&self) -> Option<WaitForCancellationFutureOwned> {
         Some(self.opened.clone().cancelled_owned())
+    }
+}
+
+/// Cancel a call's scope, saying why (trio 0.31+ takes a reason; before,
+/// `cancel()` takes none). A scope that cannot be cancelled would leave a
+/// stop waiting for ever: that is logged, never dropped silently.
+fn cancel_scope(scope: &Bound<'_, PyAny>, reason: CancelReason) {
+    let py = scope.py();
+    let cancelled = scope
+        .call_method1(intern!(py, "cancel"), (reason.message(),))
+        .or_else(|_| scope.call_method0(intern!(py, "cancel")));
+    if let Err(err) = cancelled {
+        crate::logging::report_failure(py, "the trio host", err);
     }
 }
 

@@ -103,6 +103,21 @@ impl CallDone {
     /// ``error``: ``None`` if the call returned or was cancelled, else what it
     /// failed with (logged).
     fn __call__(&self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) {
+        // Raised into the serve task, a panic would crash the user's trio run
+        // (TrioInternalError): caught, it is logged.
+        let ended = agent_triggers_core::fault::catch(|| self.end(py, error));
+        if let Err(message) = ended {
+            crate::logging::report_failure(
+                py,
+                &self.0.name,
+                crate::logging::internal_error(&message),
+            );
+        }
+    }
+}
+
+impl CallDone {
+    fn end(&self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) {
         // Breaks the cycle scope -> ... -> call -> scope.
         drop(self.0.take_task());
         let outcome: CallOutcome = error.map_or(Ok(()), |error| Err(PyErr::from_value(error)));
