@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
+use crate::periodic::sleep_precisely_until;
 use crate::source::{Event, EventSource};
 use crate::wall_clock::{WallClock, sleep_until};
 
@@ -22,6 +23,8 @@ pub enum Deadline {
 /// Ticks once, at its deadline, then is exhausted.
 pub struct OneShot {
     wait: Wait,
+    /// An `After` deadline is timed by the precise timer thread at its end.
+    precise: bool,
 }
 
 enum Wait {
@@ -33,16 +36,34 @@ enum Wait {
 }
 
 impl OneShot {
-    /// A one-shot counting from now. Must be called within a tokio runtime.
+    /// A one-shot counting from now, timed by tokio alone (it follows tokio's
+    /// paused clock in tests). Must be called within a tokio runtime.
     pub fn new(deadline: Deadline) -> Self {
+        Self::from(Instant::now(), deadline, false)
+    }
+
+    /// A one-shot counting from `start` (an `After` delay does) whose call
+    /// comes microseconds, not milliseconds, after its deadline: the last
+    /// stretch of the wait is on the precise timer thread (a wall-clock
+    /// deadline's is, if its clock [is real time](WallClock::is_real_time)).
+    /// Must be called within a tokio runtime.
+    pub fn precise(start: Instant, deadline: Deadline) -> Self {
+        Self::from(start, deadline, true)
+    }
+
+    fn from(start: Instant, deadline: Deadline, precise: bool) -> Self {
         let wait = match deadline {
-            Deadline::After(delay) => Wait::Until(
-                Instant::now() + delay,
-                Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX),
-            ),
+            Deadline::After(delay) => {
+                let due = start + delay;
+                // The same instant on the wall clock.
+                let now = Instant::now();
+                let wall = Utc::now() - TimeDelta::from_std(now - start).unwrap_or_default()
+                    + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
+                Wait::Until(due, wall)
+            }
             Deadline::At(when, clock) => Wait::UntilWall(when, clock),
         };
-        Self { wait }
+        Self { wait, precise }
     }
 }
 
@@ -51,7 +72,11 @@ impl EventSource for OneShot {
     async fn next(&mut self) -> Option<Event> {
         let event = match &self.wait {
             Wait::Until(instant, wall) => {
-                tokio::time::sleep_until(*instant).await;
+                if self.precise {
+                    sleep_precisely_until(*instant).await;
+                } else {
+                    tokio::time::sleep_until(*instant).await;
+                }
                 Event::Scheduled(*wall)
             }
             Wait::UntilWall(when, clock) => {

@@ -156,3 +156,37 @@ async fn at_fires_at_its_wall_time_or_at_once_when_past() {
     );
     assert_eq!(start.elapsed(), Duration::ZERO);
 }
+
+// On the system clock, in real time: the last stretch of a wait is timed by
+// the precise timer thread. A call never comes before its deadline.
+
+#[tokio::test]
+async fn a_precise_at_on_the_system_clock_never_fires_early() {
+    for millis in [1, 4, 15] {
+        let when = Utc::now() + chrono::TimeDelta::milliseconds(millis);
+        let mut once = OneShot::precise(
+            Instant::now(),
+            Deadline::At(when, Arc::new(agent_triggers_core::SystemClock)),
+        );
+        assert_eq!(once.next().await, Some(Event::Scheduled(when)));
+        assert!(Utc::now() >= when, "fired before {when}");
+        assert_eq!(once.next().await, None);
+    }
+}
+
+#[tokio::test]
+async fn a_precise_after_counts_from_its_start_not_from_when_it_was_made() {
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut once = OneShot::precise(start, Deadline::After(Duration::from_millis(120)));
+    let made = Instant::now();
+    let Some(Event::Scheduled(_)) = once.next().await else {
+        panic!("expected a scheduled call");
+    };
+    assert!(start.elapsed() >= Duration::from_millis(120));
+    // Had it counted from `made`, it could not come before made + 120 ms.
+    assert!(
+        made.elapsed() < Duration::from_millis(120),
+        "counted from when it was made"
+    );
+}

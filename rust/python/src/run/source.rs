@@ -92,9 +92,14 @@ impl SourceSpec {
         Ok(match self {
             Self::Every(period) => Box::new(Ticker::starting_at(started, *period, true)),
             Self::Cron(schedule) => Box::new(schedule.source(Arc::new(SystemClock))),
-            Self::Once(OnceSpec::After(delay)) => Box::new(OneShot::new(Deadline::After(*delay))),
+            Self::Once(OnceSpec::After(delay)) => {
+                Box::new(OneShot::precise(started, Deadline::After(*delay)))
+            }
             Self::Once(OnceSpec::At(when, fired)) => Box::new(FiresOnce {
-                inner: Box::new(OneShot::new(Deadline::At(*when, Arc::new(SystemClock)))),
+                inner: Box::new(OneShot::precise(
+                    started,
+                    Deadline::At(*when, Arc::new(SystemClock)),
+                )),
                 fired: Arc::clone(fired),
             }),
             Self::Files(files) => Box::new(FileWatcher::new(
