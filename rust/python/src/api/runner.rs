@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agent_triggers_core::fault;
 use agent_triggers_core::fleet::FleetConfig;
@@ -105,28 +105,29 @@ impl TriggerRunner {
     /// `start()`: the host of the awaiting task, once it can start calls
     /// (at once on asyncio; trio's nursery opens in a task of its own).
     async fn start_here(&self) -> PyResult<()> {
+        // The schedules' origin: the moment start() began (was first
+        // awaited). What start() then does — capturing the host, waiting for
+        // trio's nursery, starting the runtime the first time, starting
+        // coroutine triggers — does not delay the grid.
+        let origin = std::time::Instant::now();
         let host = Python::attach(|py| {
             self.ensure_not_started()?;
             crate::host::capture(py)
         })?;
-        let called = std::time::Instant::now();
         let stops = self.stops.load(Ordering::SeqCst);
         crate::host::opened(&*host).await?;
-        // The wait for trio's nursery counts as part of the schedules' time:
-        // it does not delay their grid.
-        let opening = called.elapsed();
         if self.stops.load(Ordering::SeqCst) != stops {
             return Ok(());
         }
-        Python::attach(|py| self.start_now(py, host, opening))
+        Python::attach(|py| self.start_now(py, host, origin))
     }
 
-    fn start_now(&self, py: Python<'_>, host: Arc<dyn Host>, opening: Duration) -> PyResult<()> {
+    fn start_now(&self, py: Python<'_>, host: Arc<dyn Host>, origin: Instant) -> PyResult<()> {
         // The lock is not held while Python code runs (building the triggers
         // allocates, and a finalizer run by the GC may call back into us).
         self.ensure_not_started()?;
         let entries: Vec<_> = self.triggers.lock().iter().map(Plan::entry).collect();
-        let run = Run::start(py, host, &entries, self.fleet.as_ref(), opening)?;
+        let run = Run::start(py, host, &entries, self.fleet.as_ref(), origin)?;
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
         if is_started(&running) {

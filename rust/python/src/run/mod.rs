@@ -73,18 +73,17 @@ impl Run {
     /// every one has run to its first `await`, as under Antigravity's runner.
     ///
     /// In order: file watches are set up (their errors are `start()`'s, with
-    /// nothing started), coroutine triggers started, then the schedules'
-    /// origin taken and the native triggers armed — an `every` trigger's
-    /// first call comes one interval after that, not sooner — less `opening`,
-    /// the time the host took to be ready (trio's nursery), so that it does
-    /// not shift the grid. Keyed triggers, with a `fleet`, take their ticks
-    /// from it instead (on its shared grid).
+    /// nothing started), coroutine triggers started, then the native
+    /// triggers armed on the grid from `origin` (when `start()` began): an
+    /// `every` trigger's first call comes one interval after it, so that
+    /// nothing `start()` does shifts the grid. Keyed triggers, with a
+    /// `fleet`, take their ticks from it instead (on its shared grid).
     pub fn start(
         py: Python<'_>,
         host: Arc<dyn Host>,
         entries: &[Entry],
         fleet: Option<&FleetConfig>,
-        opening: std::time::Duration,
+        origin: Instant,
     ) -> PyResult<Self> {
         let handle = runtime::handle()?;
         let _runtime = handle.enter();
@@ -111,12 +110,10 @@ impl Run {
                 run.start_coroutine(py, &entry.handle)?;
             }
         }
-        let now = Instant::now();
-        let started = now.checked_sub(opening).unwrap_or(now);
         let members = entries
             .iter()
             .zip(factories)
-            .map(|(entry, factory)| run.arm(entry, factory, started))
+            .map(|(entry, factory)| run.arm(entry, factory, origin))
             .collect::<PyResult<Vec<_>>>()?;
         run.members.lock().list = members;
         Ok(run)
