@@ -174,6 +174,30 @@ async def test_callback_is_called_repeatedly(connection: FakeConnection) -> None
     assert len({id(ctx) for ctx in calls}) == 1, "one trigger, one context"
 
 
+async def test_many_triggers_due_at_one_instant_are_each_called_every_tick(
+    connection: FakeConnection,
+) -> None:
+    """Calls due together are handed to the loop in chunks (the first starts
+    before the last task is made): none is lost, none is called twice, and
+    every trigger's call of one tick starts before any trigger's next."""
+    calls: list[int] = []
+
+    def recorder(index: int) -> Any:
+        async def record(ctx: TriggerContext) -> None:
+            calls.append(index)
+
+        return record
+
+    count = 300
+    runner = TriggerRunner([every(0.2, recorder(i)) for i in range(count)], connection)
+    async with runner:
+        await wait_for(lambda: len(calls) >= 2 * count, timeout=10)
+        stats = runner.stats()
+    assert sorted(calls[:count]) == list(range(count)), "every first call before any second"
+    assert sorted(calls[count : 2 * count]) == list(range(count))
+    assert all(s.calls >= 2 and s.skipped == 0 for s in stats)
+
+
 async def test_fixed_rate_the_callback_duration_does_not_add_drift(
     connection: FakeConnection,
 ) -> None:

@@ -60,4 +60,21 @@ impl<K> Queue<K> {
         inner.drain_scheduled = false;
         (std::mem::take(&mut inner.jobs), inner.keep_alive.take())
     }
+
+    /// The first `most` jobs queued, in order. If more are left, `None` in
+    /// place of the keep-alive: the caller must drain again (it stays
+    /// scheduled, so pushes meanwhile do not wake the loop); else as
+    /// [`take`](Self::take).
+    pub fn take_up_to(&self, most: usize) -> (Vec<Job>, Option<Option<K>>) {
+        let mut inner = self.inner.lock();
+        if inner.jobs.len() <= most {
+            inner.drain_scheduled = false;
+            return (
+                std::mem::take(&mut inner.jobs),
+                Some(inner.keep_alive.take()),
+            );
+        }
+        let rest = inner.jobs.split_off(most);
+        (std::mem::replace(&mut inner.jobs, rest), None)
+    }
 }
