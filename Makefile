@@ -102,7 +102,7 @@ format: install
 	$(BIN)/ruff format python tests examples benchmarks
 	$(BIN)/ruff check --fix python tests examples benchmarks
 
-# Benchmarks against plain asyncio and APScheduler (benchmarks/README.md); < 5 min.
+# Benchmarks against plain asyncio and APScheduler (benchmarks/README.md); ~15 min, 3 rounds.
 bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet --editable ".[dev,bench]"
 	$(BIN)/python benchmarks/run.py
