@@ -39,7 +39,7 @@ pub use error::{Error, Result};
 pub use file_watch::{FileChange, FileChangeKind, FileWatcher};
 pub use once::{Deadline, OneShot};
 pub use periodic::{FixedRate, MissedTicks, PeriodicTimer, Ticker};
-pub use precise_timer::{TimerKey, call_at};
+pub use precise_timer::{OnDue, TimerKey, call_at};
 pub use runner::TriggerRunner;
 pub use source::{Event, EventHandler, EventSource, SourceFactory, drive, source_trigger};
 pub use stats::{CallStats, Lateness, RecordTicks, StatsSnapshot};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::precise_timer::{self, TimerKey, call_at};
+use crate::precise_timer::{self, OnDue, TimerKey, call_at};
 use crate::source::{Event, EventSource};
 use crate::sync::Mutex;
 
@@ -194,7 +194,7 @@ impl PeriodicTimer {
 
     /// Run `on_due` on the timer thread at `due` (at once if it has passed),
     /// unless stopped; returns whether it was armed.
-    pub fn arm(&self, due: std::time::Instant, on_due: Arc<dyn Fn() + Send + Sync>) -> bool {
+    pub fn arm(&self, due: std::time::Instant, on_due: Arc<dyn OnDue>) -> bool {
         let mut state = self.state.lock();
         if !state.stopped {
             state.armed = Some(call_at(due, on_due));

@@ -42,14 +42,29 @@ struct Slot {
     waker: Mutex<Option<Waker>>,
 }
 
+/// What the timer thread runs at a deadline registered with [`call_at`]. It
+/// runs on the timer thread and must return quickly (hand the work
+/// elsewhere). Taking the `Arc` it was registered as, an owner can register
+/// itself — no allocation per deadline (a closure would be one).
+pub trait OnDue: Send + Sync {
+    /// Called at `deadline` (or just after; at once if it had passed).
+    fn on_due(self: Arc<Self>, deadline: Instant);
+}
+
+impl<F: Fn() + Send + Sync> OnDue for F {
+    fn on_due(self: Arc<Self>, _deadline: Instant) {
+        self();
+    }
+}
+
 /// What is due at a deadline: a sleeping future to wake, or a callback to run.
 enum Due {
     Wake(Arc<Slot>),
-    Call(Arc<dyn Fn() + Send + Sync>),
+    Call(Arc<dyn OnDue>),
 }
 
 impl Due {
-    fn fire(self) {
+    fn fire(self, deadline: Instant) {
         match self {
             Due::Wake(slot) => {
                 slot.fired.store(true, Ordering::Release);
@@ -57,7 +72,7 @@ impl Due {
                     waker.wake();
                 }
             }
-            Due::Call(callback) => callback(),
+            Due::Call(callback) => callback.on_due(deadline),
         }
     }
 }
@@ -75,7 +90,7 @@ impl TimerKey {
 }
 
 /// Run `callback` on the timer thread at `deadline` (at once if it has passed).
-pub fn call_at(deadline: Instant, callback: Arc<dyn Fn() + Send + Sync>) -> TimerKey {
+pub fn call_at(deadline: Instant, callback: Arc<dyn OnDue>) -> TimerKey {
     let id = timer().register(deadline, Due::Call(callback));
     TimerKey(deadline, id)
 }
@@ -149,19 +164,20 @@ impl Timer {
                 if entry.key().0 > now {
                     break;
                 }
-                due.push(entry.remove());
+                let deadline = entry.key().0;
+                due.push((deadline, entry.remove()));
             }
             if !due.is_empty() {
                 // Fire outside the lock: a waker or callback may register again.
                 drop(sleeps);
-                for entry in due.drain(..) {
+                for (deadline, entry) in due.drain(..) {
                     // This thread serves every timer in the process: a
                     // callback's panic is logged, and must not end it.
                     let fired = crate::fault::catch(|| {
                         if matches!(entry, Due::Call(_)) {
                             crate::fault::hit(crate::fault::Site::Timer);
                         }
-                        entry.fire();
+                        entry.fire(deadline);
                     });
                     if let Err(message) = fired {
                         tracing::error!(

@@ -27,7 +27,8 @@ use crate::run::source::{SourceSpec, event_args};
 /// and the source of events that calls it.
 #[pyclass(frozen, subclass, weakref, module = "agent_triggers._core")]
 pub struct NativeTrigger {
-    name: String,
+    /// Shared with the record each runner keeps of it (one allocation).
+    name: Arc<str>,
     delivery: TriggerDelivery,
     callback: Py<PyAny>,
     source: SourceSpec,
@@ -53,9 +54,9 @@ impl NativeTrigger {
                 type_name(callback)
             )));
         }
-        let name = match name {
-            None => default_name(),
-            Some(name) => str_argument(name, "name")?,
+        let name: Arc<str> = match name {
+            None => default_name().into(),
+            Some(name) => str_argument(name, "name")?.into(),
         };
         let delivery = match delivery {
             None => TriggerDelivery::WaitIdle,
@@ -114,7 +115,7 @@ impl NativeTrigger {
         self.key.as_ref()
     }
 
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &Arc<str> {
         &self.name
     }
 

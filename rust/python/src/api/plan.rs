@@ -73,7 +73,7 @@ pub fn check<'py>(argument: &str, object: &Bound<'py, PyAny>) -> PyResult<Checke
         return Ok(Checked {
             object: object.clone(),
             identity: Identity {
-                name: native.name().into(),
+                name: Arc::clone(native.name()),
                 delivery: native.delivery(),
                 limit: native
                     .max_consecutive_failures()

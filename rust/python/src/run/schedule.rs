@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_triggers_core::{Event, FixedRate, PeriodicTimer};
+use agent_triggers_core::{Event, FixedRate, OnDue, PeriodicTimer};
 use chrono::{DateTime, Utc};
 
 use super::call::Due;
@@ -62,8 +62,9 @@ impl Schedule {
         // Shown before it is armed, and taken back if it was not: a stop
         // between the two leaves `None`, never a stale instant.
         self.handle.stats.set_next_due(due);
-        let this = Arc::clone(self);
-        if !self.timer.arm(due, Arc::new(move || this.fire(due))) {
+        // The schedule itself is what the timer runs: nothing is allocated
+        // per tick while it waits.
+        if !self.timer.arm(due, Arc::clone(self) as Arc<dyn OnDue>) {
             self.handle.stats.set_next_call_at(None);
         }
     }
@@ -151,5 +152,11 @@ impl Schedule {
     pub fn stop(&self) {
         self.timer.stop();
         self.handle.stats.set_next_call_at(None);
+    }
+}
+
+impl OnDue for Schedule {
+    fn on_due(self: Arc<Self>, deadline: Instant) {
+        self.fire(deadline);
     }
 }
