@@ -8,9 +8,6 @@ import gc
 import os
 import re
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 import warnings
 import weakref
@@ -20,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent_triggers import TriggerContext, TriggerRunner, after, cron, every, on_file_change
+from scripts import finish, needs_signals, spawn, wait_for_ready
 
 from conftest import FakeConnection, loop_factories, run_to_completion, wait_for
 
@@ -223,42 +221,10 @@ NOISE = (
     "agent_triggers",
 )
 
-needs_signals = pytest.mark.skipif(
-    sys.platform == "win32", reason="sends SIGINT, which Windows processes do not receive"
-)
-
-
-def spawn(script: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_ready(process: subprocess.Popen[str]) -> None:
-    assert process.stdout is not None
-    line = process.stdout.readline()  # bounded: the script prints it or exits
-    if line.strip() != "ready":
-        _, err = process.communicate(timeout=30)
-        pytest.fail(f"the script did not get ready: {line!r}\n{err}")
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str, float]:
-    """Wait (bounded) for the process to exit: its code, stderr and how long it took."""
-    began = time.monotonic()
-    try:
-        _, err = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"the process hung on exit\n{err}")
-    return process.returncode, err, time.monotonic() - began
-
 
 def test_asyncio_run_returning_with_a_runner_started_exits_cleanly(tmp_path: Path) -> None:
     process = spawn(
+        PRELUDE,
         f"""
         async def main():
             folder = {str(tmp_path)!r}
@@ -270,10 +236,10 @@ def test_asyncio_run_returning_with_a_runner_started_exits_cleanly(tmp_path: Pat
             ready()  # returns with the runner started: no stop()
 
         asyncio.run(main())
-        """
+        """,
     )
     wait_for_ready(process)
-    code, err, took = finish(process)
+    code, _, err, took = finish(process)
     assert (code, err) == (0, "")
     assert took < 5, f"exit took {took:.1f} s"
 
@@ -295,6 +261,7 @@ def test_keyboard_interrupt_exits_cleanly(style: str, run: str, tmp_path: Path) 
     # got a task that never ran; its coroutine was reported "never awaited"
     # at exit (about 1 run in 5 before the fix).
     process = spawn(
+        PRELUDE,
         f"""
         {"import uvloop" if run == "uvloop.run" else ""}
 
@@ -313,12 +280,12 @@ def test_keyboard_interrupt_exits_cleanly(style: str, run: str, tmp_path: Path) 
             {run}(main())
         except KeyboardInterrupt:
             sys.exit(130)
-        """
+        """,
     )
     wait_for_ready(process)
     time.sleep(0.2)  # let the triggers get busy
     process.send_signal(signal.SIGINT)
-    code, err, took = finish(process)
+    code, _, err, took = finish(process)
     assert (code, err) == (130, "")
     assert took < 5, f"exit took {took:.1f} s"
 
@@ -333,6 +300,7 @@ def test_keyboard_interrupt_landing_anywhere_still_ends_the_loop(
     # the main thread — often the library's own, launching a callback. It
     # must reach the loop, not be logged as a trigger failure and lost.
     process = spawn(
+        PRELUDE,
         f"""
         async def main():
             await runner({str(tmp_path)!r}).start()
@@ -344,12 +312,12 @@ def test_keyboard_interrupt_landing_anywhere_still_ends_the_loop(
             loop.run_until_complete(main())
         except KeyboardInterrupt:
             sys.exit(130)
-        """
+        """,
     )
     wait_for_ready(process)
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
-    code, err, took = finish(process)
+    code, _, err, took = finish(process)
     assert code == 130, err
     assert took < 5, f"exit took {took:.1f} s"
     # CPython's own race, not ours: a Ctrl-C that lands inside asyncio's
@@ -367,6 +335,7 @@ def test_keyboard_interrupt_landing_anywhere_still_ends_the_loop(
 
 def test_a_loop_closed_under_a_started_runner_is_handled(tmp_path: Path) -> None:
     process = spawn(
+        PRELUDE,
         f"""
         import gc, time
         loop = asyncio.new_event_loop()
@@ -384,10 +353,10 @@ def test_a_loop_closed_under_a_started_runner_is_handled(tmp_path: Path) -> None
         gc.collect()
         time.sleep(0.1)  # time for anything the collection set off to fail (a negative)
         ready()
-        """
+        """,
     )
     wait_for_ready(process)
-    code, err, took = finish(process)
+    code, _, err, took = finish(process)
     assert (code, err) == (0, "")
     assert took < 5, f"exit took {took:.1f} s"
 
@@ -396,6 +365,7 @@ def test_a_loop_closed_under_a_started_runner_is_handled(tmp_path: Path) -> None
 def test_system_exit_from_a_trigger_ends_the_process_with_its_code(where: str) -> None:
     # asyncio lets SystemExit out of the loop; a trigger's is not a failure to log.
     process = spawn(
+        PRELUDE,
         f"""
         async def quit_async(ctx):
             raise SystemExit(3)
@@ -415,9 +385,9 @@ def test_system_exit_from_a_trigger_ends_the_process_with_its_code(where: str) -
 
         ready()
         asyncio.run(main())
-        """
+        """,
     )
     wait_for_ready(process)
-    code, err, took = finish(process)
+    code, _, err, took = finish(process)
     assert (code, err) == (3, "")
     assert took < 5, f"exit took {took:.1f} s"

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import signal
-import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 import trio
 
 from agent_triggers import TriggerContext, TriggerRunner, every
+from scripts import finish, needs_signals, spawn, wait_for_ready
 
 from conftest import FakeConnection, bounded, until_set, wait_for
 
@@ -35,9 +34,9 @@ def anyio_backend() -> Any:
     return "trio"
 
 
-async def test_stop_waits_for_shielded_cleanup_that_awaits() -> None:
-    started = trio.Event()
-    cleanup: list[str] = []
+def shielded_cleanup(started: trio.Event, cleanup: list[str]) -> Any:
+    """A trigger that waits for ever and, cancelled, cleans up in a shielded
+    scope that awaits — then says so in `cleanup`."""
 
     async def trigger(ctx: TriggerContext) -> None:
         started.set()
@@ -48,7 +47,13 @@ async def test_stop_waits_for_shielded_cleanup_that_awaits() -> None:
                 await trio.sleep(0.05)  # cleanup that awaits, shielded
                 cleanup.append("after the shielded await")
 
-    runner = TriggerRunner([trigger], FakeConnection())
+    return trigger
+
+
+async def test_stop_waits_for_shielded_cleanup_that_awaits() -> None:
+    started = trio.Event()
+    cleanup: list[str] = []
+    runner = TriggerRunner([shielded_cleanup(started, cleanup)], FakeConnection())
     await runner.start()
     with trio.fail_after(5):
         await started.wait()
@@ -139,24 +144,14 @@ async def test_a_cancelled_async_with_block_still_waits_for_cleanup() -> None:
     returns only once the triggers' cleanup has run, as a nursery's exit."""
     started = trio.Event()
     cleanup: list[str] = []
-
-    async def trigger(ctx: TriggerContext) -> None:
-        started.set()
-        try:
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(0.05)
-                cleanup.append("done")
-
-    runner = TriggerRunner([trigger], FakeConnection())
+    runner = TriggerRunner([shielded_cleanup(started, cleanup)], FakeConnection())
     with trio.fail_after(10), trio.CancelScope() as scope:
         async with runner:
             await started.wait()
             scope.cancel()
             await trio.sleep_forever()
     assert scope.cancelled_caught
-    assert cleanup == ["done"]
+    assert cleanup == ["after the shielded await"]
     assert not runner.is_running
 
 
@@ -297,43 +292,10 @@ def ready():
     print("ready", flush=True)
 """
 
-needs_signals = pytest.mark.skipif(
-    sys.platform == "win32", reason="sends SIGINT, which Windows processes do not receive"
-)
-
-
-def spawn(script: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_ready(process: subprocess.Popen[str]) -> None:
-    assert process.stdout is not None
-    line = process.stdout.readline()  # bounded: the script prints it or exits
-    if line.strip() != "ready":
-        _, err = process.communicate(timeout=30)
-        pytest.fail(f"the script did not get ready: {line!r}\n{err}")
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str, str, float]:
-    """Wait (bounded) for the process to exit: its code, the rest of its stdout,
-    its stderr and how long it took."""
-    began = time.monotonic()
-    try:
-        out, err = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"the process hung on exit\n{err}")
-    return process.returncode, out, err, time.monotonic() - began
-
 
 def test_trio_run_returning_with_a_runner_started_exits_cleanly(tmp_path: Path) -> None:
     process = spawn(
+        PRELUDE,
         f"""
         async def main():
             folder = {str(tmp_path)!r}
@@ -346,7 +308,7 @@ def test_trio_run_returning_with_a_runner_started_exits_cleanly(tmp_path: Path) 
             ready()  # returns with the runner started: no stop()
 
         trio.run(main)
-        """
+        """,
     )
     wait_for_ready(process)
     code, out, err, took = finish(process)
@@ -360,6 +322,7 @@ def test_trio_run_returning_with_a_runner_started_exits_cleanly(tmp_path: Path) 
 @pytest.mark.parametrize("style", ["start", "async_with"])
 def test_keyboard_interrupt_under_trio_exits_cleanly(style: str, run: str, tmp_path: Path) -> None:
     process = spawn(
+        PRELUDE,
         f"""
         import anyio
 
@@ -378,7 +341,7 @@ def test_keyboard_interrupt_under_trio_exits_cleanly(style: str, run: str, tmp_p
             {run}
         except KeyboardInterrupt:
             sys.exit(130)
-        """
+        """,
     )
     wait_for_ready(process)
     time.sleep(0.2)  # let the triggers get busy: Ctrl-C lands among them

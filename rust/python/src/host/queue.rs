@@ -6,6 +6,7 @@ use std::sync::Arc;
 use agent_triggers_core::sync::Mutex;
 
 use super::call::{Call, CancelReason};
+use super::registry::Registry;
 
 /// What the loop thread is asked to do.
 pub enum Job {
@@ -76,5 +77,21 @@ impl<K> Queue<K> {
         }
         let rest = inner.jobs.split_off(most);
         (std::mem::replace(&mut inner.jobs, rest), None)
+    }
+
+    /// Nothing queued will ever run (the host is gone): every call with a
+    /// job queued is over — one to start never will, one to cancel will
+    /// never say it ended.
+    pub fn abandon(&self, registry: &Registry) {
+        let (jobs, _keep_alive) = self.take();
+        for job in jobs {
+            match job {
+                Job::Start(call) => registry.finish_if_queued(&call),
+                Job::Cancel(call, _) => {
+                    drop(call.take_task());
+                    registry.finish(&call, None);
+                }
+            }
+        }
     }
 }

@@ -160,16 +160,7 @@ impl AsyncioHost {
     /// Nothing can run on a closed loop: every call with a job queued is
     /// over — one to start never will, one to cancel will never say it ended.
     fn abandon_queue(&self) {
-        let (jobs, _keep_alive) = self.queue.take();
-        for job in jobs {
-            match job {
-                Job::Start(call) => self.registry.finish_if_queued(&call),
-                Job::Cancel(call, _) => {
-                    drop(call.take_task());
-                    self.registry.finish(&call, None);
-                }
-            }
-        }
+        self.queue.abandon(&self.registry);
     }
 
     /// The loop is closed: what was started on it or queued for it can never

@@ -153,16 +153,7 @@ impl TrioHost {
     /// Nothing runs once the serve task has ended: every call with a job
     /// queued is over.
     fn abandon_queue(&self) {
-        let (jobs, _keep_alive) = self.queue.take();
-        for job in jobs {
-            match job {
-                Job::Start(call) => self.registry.finish_if_queued(&call),
-                Job::Cancel(call, _) => {
-                    drop(call.take_task());
-                    self.registry.finish(&call, None);
-                }
-            }
-        }
+        self.queue.abandon(&self.registry);
     }
 
     /// The serve task has ended: its nursery waited for every call in it,
