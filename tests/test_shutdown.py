@@ -391,3 +391,39 @@ def test_system_exit_from_a_trigger_ends_the_process_with_its_code(where: str) -
     code, _, err, took = finish(process)
     assert (code, err) == (3, "")
     assert took < 5, f"exit took {took:.1f} s"
+
+
+def test_system_exit_in_a_large_batch_starts_no_call_after_it() -> None:
+    # 40 calls due at one instant, queued while the loop is blocked, are
+    # drained in chunks; the first raises SystemExit. Every call of the batch
+    # is a task before the exit goes up, so asyncio.run's shutdown cancels
+    # them all before their first steps: no trigger code runs after it.
+    process = spawn(
+        PRELUDE,
+        """
+        import time
+
+        def quit_now(ctx):
+            raise SystemExit(3)
+
+        async def tick(ctx):
+            print("tick", flush=True)
+
+        async def main():
+            triggers = TriggerRunner(
+                [every(0.05, quit_now)] + [every(0.05, tick) for _ in range(39)],
+                Connection(),
+            )
+            await triggers.start()
+            time.sleep(0.2)  # the loop blocked: the whole batch is queued meanwhile
+            await asyncio.sleep(3600)
+
+        ready()
+        asyncio.run(main())
+        """,
+    )
+    wait_for_ready(process)
+    code, out, err, took = finish(process)
+    assert (code, err) == (3, "")
+    assert "tick" not in out
+    assert took < 5, f"exit took {took:.1f} s"

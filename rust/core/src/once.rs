@@ -36,8 +36,10 @@ enum Wait {
 }
 
 impl OneShot {
-    /// A one-shot counting from now, timed by tokio alone (it follows tokio's
-    /// paused clock in tests). Must be called within a tokio runtime.
+    /// A one-shot counting from now. An `After` deadline is timed by tokio
+    /// alone (it follows tokio's paused clock in tests); an `At` one as its
+    /// clock says ([`WallClock::is_real_time`]). Must be called within a
+    /// tokio runtime.
     pub fn new(deadline: Deadline) -> Self {
         Self::from(Instant::now(), deadline, false)
     }
@@ -55,10 +57,13 @@ impl OneShot {
         let wait = match deadline {
             Deadline::After(delay) => {
                 let due = start + delay;
-                // The same instant on the wall clock.
-                let now = Instant::now();
-                let wall = Utc::now() - TimeDelta::from_std(now - start).unwrap_or_default()
-                    + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
+                // The same instant on the wall clock (`due` may be past).
+                let (now, wall_now) = (Instant::now(), Utc::now());
+                let wall = if due >= now {
+                    wall_now + TimeDelta::from_std(due - now).unwrap_or(TimeDelta::MAX)
+                } else {
+                    wall_now - TimeDelta::from_std(now - due).unwrap_or_default()
+                };
                 Wait::Until(due, wall)
             }
             Deadline::At(when, clock) => Wait::UntilWall(when, clock),

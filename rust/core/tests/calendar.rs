@@ -176,13 +176,20 @@ async fn a_precise_at_on_the_system_clock_never_fires_early() {
 
 #[tokio::test]
 async fn a_precise_after_counts_from_its_start_not_from_when_it_was_made() {
-    let start = Instant::now();
+    let (start, start_wall) = (Instant::now(), Utc::now());
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut once = OneShot::precise(start, Deadline::After(Duration::from_millis(120)));
     let made = Instant::now();
-    let Some(Event::Scheduled(_)) = once.next().await else {
+    let Some(Event::Scheduled(scheduled)) = once.next().await else {
         panic!("expected a scheduled call");
     };
+    // What the call is told it was scheduled for: start + 120 ms, on the
+    // wall clock (read twice: within a few milliseconds).
+    let told = (scheduled - start_wall).num_milliseconds();
+    assert!(
+        (110..=130).contains(&told),
+        "scheduled {told} ms after start"
+    );
     assert!(start.elapsed() >= Duration::from_millis(120));
     // Had it counted from `made`, it could not come before made + 120 ms.
     assert!(

@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use super::plan::check;
+use super::plan::{check, entry};
 use super::runner::{Running, TriggerRunner};
 use crate::arguments::type_name;
 use crate::process::awaiting::awaitable;
@@ -35,7 +35,7 @@ impl TriggerRunner {
             triggers
                 .iter()
                 .filter(|plan| *plan.handle.name == *name)
-                .map(Plan::entry)
+                .map(|plan| entry(py, plan))
                 .collect()
         } else if trigger.is_callable()
             || trigger.is_instance(python::bound(py)?.trigger_class.bind(py))?
@@ -44,7 +44,7 @@ impl TriggerRunner {
             triggers
                 .iter()
                 .filter(|plan| plan.object.bind(py).is(trigger))
-                .map(Plan::entry)
+                .map(|plan| entry(py, plan))
                 .collect()
         } else {
             return Err(PyTypeError::new_err(format!(
@@ -176,11 +176,12 @@ impl TriggerRunner {
     fn add(&self, trigger: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = trigger.py();
         let plan = check("trigger", trigger)?.plan(&self.connection)?;
+        let added = entry(py, &plan);
         let run = self.run_here(py, "add")?;
-        if let PlanKind::Native { key: Some(key), .. } = &plan.kind
-            && let Some(index) = self.triggers.lock().iter().position(
-                |other| matches!(&other.kind, PlanKind::Native { key: Some(k), .. } if k == key),
-            )
+        if let PlanKind::Native { key: Some(key), .. } = &added.kind
+            && let Some(index) = self.triggers.lock().iter().position(|other| {
+                matches!(&entry(py, other).kind, PlanKind::Native { key: Some(k), .. } if k == key)
+            })
         {
             return Err(PyValueError::new_err(format!(
                 "trigger has the key {key:?} of triggers[{index}]: a key names one \
@@ -188,7 +189,7 @@ impl TriggerRunner {
             )));
         }
         if let Some(run) = run {
-            run.add(py, &plan.entry())?;
+            run.add(py, &added)?;
         }
         self.triggers.lock().push(plan);
         Ok(())
@@ -244,7 +245,12 @@ impl TriggerRunner {
     /// A ``TriggerStats`` per trigger, in order: a snapshot (see
     /// ``agent_triggers.TriggerStats``). Never blocks.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let triggers: Vec<Entry> = self.triggers.lock().iter().map(Plan::entry).collect();
+        let triggers: Vec<Entry> = self
+            .triggers
+            .lock()
+            .iter()
+            .map(|plan| entry(py, plan))
+            .collect();
         let class = python::bound(py)?.trigger_stats.bind(py);
         let seconds = |d: std::time::Duration| d.as_secs_f64();
         triggers

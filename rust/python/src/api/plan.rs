@@ -22,7 +22,7 @@ use crate::python;
 use crate::run::connection::PyConnection;
 use crate::run::count::RecordFailure;
 use crate::run::handle::{Identity, TriggerHandle};
-use crate::run::plan::{Plan, PlanKind};
+use crate::run::plan::{Entry, Plan, PlanKind};
 
 /// The name of `object` (the argument `argument`): its `name` attribute if it
 /// is a `str`, else its `__name__`, else its type's name.
@@ -139,7 +139,26 @@ impl Checked<'_> {
         Ok(Plan {
             object: ForkSafeDrop::new(self.object.unbind()),
             handle,
-            kind: self.kind,
         })
+    }
+}
+
+/// What a run needs of `plan`: its kind, read off the object (a native
+/// trigger is frozen: what `check` saw), and its record. Runs no Python
+/// code: it may be called under the runner's lock.
+pub fn entry(py: Python<'_>, plan: &Plan) -> Entry {
+    let kind = match plan.object.bind(py).cast::<NativeTrigger>() {
+        Ok(native) => {
+            let native = native.get();
+            PlanKind::Native {
+                source: native.source().clone(),
+                key: native.key().cloned(),
+            }
+        }
+        Err(_) => PlanKind::Coroutine,
+    };
+    Entry {
+        kind,
+        handle: Arc::clone(&plan.handle),
     }
 }

@@ -14,7 +14,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::fleet::RedisFleet;
-use super::plan::{check, check_keys};
+use super::plan::{check, check_keys, entry};
 use crate::AlreadyStartedError;
 use crate::arguments::{StopTimeout, type_name};
 use crate::gc::Traverse;
@@ -109,7 +109,7 @@ impl TriggerRunner {
         // awaited). What start() then does — capturing the host, waiting for
         // trio's nursery, starting the runtime the first time, starting
         // coroutine triggers — does not delay the grid.
-        let origin = std::time::Instant::now();
+        let origin = Instant::now();
         let host = Python::attach(|py| {
             self.ensure_not_started()?;
             crate::host::capture(py)
@@ -126,7 +126,12 @@ impl TriggerRunner {
         // The lock is not held while Python code runs (building the triggers
         // allocates, and a finalizer run by the GC may call back into us).
         self.ensure_not_started()?;
-        let entries: Vec<_> = self.triggers.lock().iter().map(Plan::entry).collect();
+        let entries: Vec<_> = self
+            .triggers
+            .lock()
+            .iter()
+            .map(|plan| entry(py, plan))
+            .collect();
         let run = Run::start(py, host, &entries, self.fleet.as_ref(), origin)?;
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
@@ -295,10 +300,13 @@ impl TriggerRunner {
         };
         // Then the connection, which the triggers' calls send into.
         let connection = Arc::new(PyConnection::new(connection)?);
-        let triggers = checked
+        let mut triggers = checked
             .into_iter()
             .map(|checked| checked.plan(&connection))
             .collect::<PyResult<Vec<_>>>()?;
+        // Collected through a `Result`, it grew by doubling: up to half of
+        // it would be spare, for every trigger.
+        triggers.shrink_to_fit();
         Ok(Self {
             triggers: Mutex::new(triggers),
             fleet,

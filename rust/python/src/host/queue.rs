@@ -67,6 +67,7 @@ impl<K> Queue<K> {
     /// scheduled, so pushes meanwhile do not wake the loop); else as
     /// [`take`](Self::take).
     pub fn take_up_to(&self, most: usize) -> (Vec<Job>, Option<Option<K>>) {
+        debug_assert!(most > 0, "a drain that takes nothing never ends");
         let mut inner = self.inner.lock();
         if inner.jobs.len() <= most {
             inner.drain_scheduled = false;

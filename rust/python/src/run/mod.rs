@@ -110,11 +110,14 @@ impl Run {
                 run.start_coroutine(py, &entry.handle)?;
             }
         }
-        let members = entries
+        let mut members = entries
             .iter()
             .zip(factories)
             .map(|(entry, factory)| run.arm(entry, factory, origin))
-            .collect::<PyResult<Vec<_>>>()?;
+            .collect::<PyResult<Vec<Member>>>()?;
+        // Collected through a `Result`, it grew by doubling: no spare room
+        // kept for every trigger.
+        members.shrink_to_fit();
         run.members.lock().list = members;
         Ok(run)
     }

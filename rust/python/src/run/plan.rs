@@ -10,12 +10,13 @@ use super::source::SourceSpec;
 use crate::gc::Traverse;
 use crate::process::ForkSafeDrop;
 
-/// One trigger of a runner, checked by the api layer.
+/// One trigger of a runner, checked by the api layer. What kind of trigger
+/// it is is read off `object` when a run needs it (the api layer's
+/// `entry`): kept here, a copy would cost every idle trigger ~50 bytes.
 pub struct Plan {
     /// The object the user passed (in a [`ForkSafeDrop`]: a plan may be let
     /// go of on a tokio thread).
     pub object: ForkSafeDrop<Py<PyAny>>,
-    pub kind: PlanKind,
     /// Its call, paused or not, its stats: what a run calls, and what
     /// `pause`, `resume`, `run_now` and `stats()` act on, kept across runs.
     pub handle: Arc<TriggerHandle>,
@@ -57,16 +58,6 @@ impl PlanKind {
         match self {
             Self::Native { source, .. } => source.kind_name(),
             Self::Coroutine => "coroutine",
-        }
-    }
-}
-
-impl Plan {
-    /// What a run needs of it.
-    pub fn entry(&self) -> Entry {
-        Entry {
-            kind: self.kind.clone(),
-            handle: Arc::clone(&self.handle),
         }
     }
 }

@@ -140,21 +140,24 @@ impl AsyncioHost {
     }
 
     fn schedule_drain(&self, py: Python<'_>) {
-        let scheduled = (|| -> PyResult<()> {
-            let drain = Bound::new(py, DrainJobs(self.me.clone(), None))?;
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(intern!(py, "context"), self.locals.context(py))?;
-            self.event_loop(py).call_method(
-                intern!(py, "call_soon_threadsafe"),
-                (drain,),
-                Some(&kwargs),
-            )?;
-            Ok(())
-        })();
-        if scheduled.is_err() {
+        if self
+            .call_drain(py, intern!(py, "call_soon_threadsafe"))
+            .is_err()
+        {
             // The loop is closed: nothing queued can run.
             self.abandon_queue();
         }
+    }
+
+    /// Ask the loop to run a drain, by `method` (`call_soon` or
+    /// `call_soon_threadsafe`), inside the captured context.
+    fn call_drain(&self, py: Python<'_>, method: &Bound<'_, PyString>) -> PyResult<()> {
+        let drain = Bound::new(py, DrainJobs(self.me.clone(), None))?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "context"), self.locals.context(py))?;
+        self.event_loop(py)
+            .call_method(method, (drain,), Some(&kwargs))?;
+        Ok(())
     }
 
     /// Nothing can run on a closed loop: every call with a job queued is
@@ -195,37 +198,41 @@ impl AsyncioHost {
     /// jobs at a time. If more are queued, the rest is drained again once
     /// the tasks just made have taken their first steps: a thousand calls
     /// due at once start spread evenly, each at the same place in the batch
-    /// every time, rather than all after the last task is made. A Ctrl-C
-    /// (or `SystemExit`) raised by a call is returned once the chunk has
-    /// run, for the loop to raise: logged as a trigger failure, it would be
-    /// lost.
-    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+    /// every time, rather than all after the last task is made. `rung`: run
+    /// by the doorbell's reader (its byte is read), not by a drain
+    /// scheduled here.
+    ///
+    /// A Ctrl-C (or `SystemExit`) raised by a call, or by scheduling the
+    /// next drain, is returned for the loop to raise — logged as a trigger
+    /// failure, it would be lost — once every job queued has run: the tasks
+    /// of the batch exist before the loop unwinds, so its shutdown cancels
+    /// them rather than finding new ones started after it looked.
+    fn drain(&self, py: Python<'_>, rung: bool) -> PyResult<()> {
         #[cfg(unix)]
-        if let Some(doorbell) = self.doorbell.get() {
+        if rung && let Some(doorbell) = self.doorbell.get() {
             doorbell.answer();
         }
         let (jobs, keep_alive) = self.queue.take_up_to(DRAIN_CHUNK);
-        let result = self.run_jobs(py, jobs);
-        if keep_alive.is_none() {
+        let mut result = self.run_jobs(py, jobs);
+        if keep_alive.is_some() {
+            return result;
+        }
+        if result.is_ok() {
             // After this chunk's tasks' first steps (call_soon is FIFO).
-            self.drain_again(py);
+            match self.call_drain(py, intern!(py, "call_soon")) {
+                Ok(()) => return Ok(()),
+                Err(err) if crate::logging::is_interrupt(py, &err) => result = Err(err),
+                Err(_) => {
+                    // The loop is closed: nothing queued can run.
+                    self.abandon_queue();
+                    return Ok(());
+                }
+            }
         }
+        // An interrupt goes up: the rest of the batch first, in one piece.
+        let (rest, _keep_alive) = self.queue.take();
+        let _later_interrupt = self.run_jobs(py, rest);
         result
-    }
-
-    /// On the loop thread: drain again soon, after what is already ready.
-    fn drain_again(&self, py: Python<'_>) {
-        let scheduled = (|| -> PyResult<()> {
-            let drain = Bound::new(py, DrainJobs(self.me.clone(), None))?;
-            let kwargs = PyDict::new(py);
-            kwargs.set_item(intern!(py, "context"), self.locals.context(py))?;
-            self.event_loop(py)
-                .call_method(intern!(py, "call_soon"), (drain,), Some(&kwargs))?;
-            Ok(())
-        })();
-        if scheduled.is_err() {
-            self.abandon_queue();
-        }
     }
 
     /// Run `jobs` in order; the first interrupt a call raised, if any.
@@ -418,7 +425,7 @@ struct DrainJobs(Weak<AsyncioHost>, #[allow(dead_code)] Option<Arc<Reader>>);
 impl DrainJobs {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
         match self.0.upgrade() {
-            Some(host) => host.drain(py),
+            Some(host) => host.drain(py, self.1.is_some()),
             None => Ok(()),
         }
     }
