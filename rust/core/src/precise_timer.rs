@@ -15,11 +15,12 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::sync::{Condvar, Mutex};
 
@@ -34,7 +35,7 @@ pub fn sleep_until(deadline: Instant) -> PreciseSleep {
 /// A sleep on the timer thread; see [`sleep_until`]. Dropping it unregisters it.
 pub struct PreciseSleep {
     deadline: Instant,
-    registered: Option<(u64, Arc<Slot>)>,
+    registered: Option<(Key, Arc<Slot>)>,
 }
 
 struct Slot {
@@ -80,20 +81,28 @@ impl Due {
 /// A callback registered with [`call_at`]; [`cancel`](Self::cancel) it to
 /// keep it from running (dropping the key does not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimerKey(Instant, u64);
+pub struct TimerKey(Key);
 
 impl TimerKey {
     /// Unregister the callback; `false` if it already ran (or is running).
     pub fn cancel(self) -> bool {
-        timer().sleeps.lock().remove(&(self.0, self.1)).is_some()
+        timer().sleeps.lock().remove(&self.0).is_some()
     }
 }
 
 /// Run `callback` on the timer thread at `deadline` (at once if it has passed).
 pub fn call_at(deadline: Instant, callback: Arc<dyn OnDue>) -> TimerKey {
-    let id = timer().register(deadline, Due::Call(callback));
-    TimerKey(deadline, id)
+    TimerKey(timer().register(deadline, Due::Call(callback)))
 }
+
+/// An entry of the timer's map: its deadline, then the order it was
+/// registered in. 16 bytes: the map holds one for every armed trigger.
+type Key = (Stamp, NonZeroU64);
+
+/// A deadline in nanoseconds from the timer's epoch (negative before it):
+/// half an `Instant`'s size, and turned back into the same `Instant`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp(i64);
 
 impl Future for PreciseSleep {
     type Output = ();
@@ -114,8 +123,8 @@ impl Future for PreciseSleep {
                     fired: AtomicBool::new(false),
                     waker: Mutex::new(Some(cx.waker().clone())),
                 });
-                let id = timer().register(self.deadline, Due::Wake(Arc::clone(&slot)));
-                self.registered = Some((id, slot));
+                let key = timer().register(self.deadline, Due::Wake(Arc::clone(&slot)));
+                self.registered = Some((key, slot));
             }
         }
         Poll::Pending
@@ -124,34 +133,57 @@ impl Future for PreciseSleep {
 
 impl Drop for PreciseSleep {
     fn drop(&mut self) {
-        if let Some((id, slot)) = self.registered.take()
+        if let Some((key, slot)) = self.registered.take()
             && !slot.fired.load(Ordering::Acquire)
         {
-            timer().sleeps.lock().remove(&(self.deadline, id));
+            timer().sleeps.lock().remove(&key);
         }
     }
 }
 
 struct Timer {
-    sleeps: Mutex<BTreeMap<(Instant, u64), Due>>,
+    /// What [`Stamp`]s count from.
+    epoch: Instant,
+    sleeps: Mutex<BTreeMap<Key, Due>>,
     changed: Condvar,
+    /// The next entry's order (from 1).
     next_id: AtomicU64,
 }
 
 impl Timer {
-    fn register(&self, deadline: Instant, due: Due) -> u64 {
+    fn register(&self, deadline: Instant, due: Due) -> Key {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = (
+            self.stamp(deadline),
+            NonZeroU64::new(id).expect("ids start at 1 and never wrap"),
+        );
         let mut sleeps = self.sleeps.lock();
-        let earliest = sleeps
-            .keys()
-            .next()
-            .is_none_or(|(first, _)| deadline < *first);
-        sleeps.insert((deadline, id), due);
+        let earliest = sleeps.keys().next().is_none_or(|first| key < *first);
+        sleeps.insert(key, due);
         drop(sleeps);
         if earliest {
             self.changed.notify_one();
         }
-        id
+        key
+    }
+
+    fn stamp(&self, at: Instant) -> Stamp {
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        match at.checked_duration_since(self.epoch) {
+            Some(after) => Stamp(nanos(after)),
+            None => Stamp(-nanos(self.epoch.duration_since(at))),
+        }
+    }
+
+    /// The `Instant` a stamp was made from.
+    fn instant(&self, stamp: Stamp) -> Instant {
+        let offset = Duration::from_nanos(stamp.0.unsigned_abs());
+        if stamp.0 >= 0 {
+            self.epoch + offset
+        } else {
+            // It was an `Instant`: representable.
+            self.epoch.checked_sub(offset).unwrap_or(self.epoch)
+        }
     }
 
     fn run(&self) {
@@ -159,13 +191,13 @@ impl Timer {
         let mut due = Vec::new();
         let mut sleeps = self.sleeps.lock();
         loop {
-            let now = Instant::now();
+            let now = self.stamp(Instant::now());
             while let Some(entry) = sleeps.first_entry() {
-                if entry.key().0 > now {
+                let deadline = entry.key().0;
+                if deadline > now {
                     break;
                 }
-                let deadline = entry.key().0;
-                due.push((deadline, entry.remove()));
+                due.push((self.instant(deadline), entry.remove()));
             }
             if !due.is_empty() {
                 // Fire outside the lock: a waker or callback may register again.
@@ -190,7 +222,7 @@ impl Timer {
                 continue;
             }
             sleeps = match sleeps.keys().next().map(|(deadline, _)| *deadline) {
-                Some(deadline) => self.changed.wait_until(sleeps, deadline),
+                Some(deadline) => self.changed.wait_until(sleeps, self.instant(deadline)),
                 None => self.changed.wait(sleeps),
             };
         }
@@ -214,9 +246,10 @@ fn timer() -> &'static Timer {
     // no thread.
     forget_timer_in_forked_child(&TIMER);
     let made = Box::into_raw(Box::new(Timer {
+        epoch: Instant::now(),
         sleeps: Mutex::new(BTreeMap::new()),
         changed: Condvar::new(),
-        next_id: AtomicU64::new(0),
+        next_id: AtomicU64::new(1),
     }));
     if let Err(other) = TIMER.compare_exchange(
         std::ptr::null_mut(),

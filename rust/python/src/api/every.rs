@@ -1,7 +1,5 @@
 //! `every`: the native periodic trigger (docs/contract.md §5).
 
-use std::time::Duration;
-
 use agent_triggers_core::fleet::grid::MIN_PERIOD;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -10,18 +8,20 @@ use super::native::NativeTrigger;
 use crate::arguments::parse_seconds;
 use crate::run::source::SourceSpec;
 
-/// A periodic trigger made by ``every()``.
+/// A periodic trigger made by ``every()``. Its period is its source's (no
+/// copy here: every idle trigger would carry it).
 #[pyclass(frozen, extends = NativeTrigger, module = "agent_triggers._core")]
-pub struct PeriodicTrigger {
-    period: Duration,
-}
+pub struct PeriodicTrigger;
 
 #[pymethods]
 impl PeriodicTrigger {
     /// Seconds between calls, as a ``float``.
     #[getter]
-    fn interval(&self) -> f64 {
-        self.period.as_secs_f64()
+    fn interval(slf: &Bound<'_, Self>) -> f64 {
+        match slf.as_super().get().source() {
+            SourceSpec::Every(period) => period.as_secs_f64(),
+            _ => unreachable!("every() makes an Every source"),
+        }
     }
 }
 
@@ -88,6 +88,6 @@ pub fn every(
     }
     Py::new(
         py,
-        PyClassInitializer::from(base).add_subclass(PeriodicTrigger { period }),
+        PyClassInitializer::from(base).add_subclass(PeriodicTrigger),
     )
 }
