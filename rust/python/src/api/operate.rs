@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use super::plan::{check, entry};
+use super::plan::{check, entry, key_of};
 use super::runner::{Running, TriggerRunner};
 use crate::arguments::type_name;
 use crate::process::awaiting::awaitable;
@@ -179,9 +179,11 @@ impl TriggerRunner {
         let added = entry(py, &plan);
         let run = self.run_here(py, "add")?;
         if let PlanKind::Native { key: Some(key), .. } = &added.kind
-            && let Some(index) = self.triggers.lock().iter().position(|other| {
-                matches!(&entry(py, other).kind, PlanKind::Native { key: Some(k), .. } if k == key)
-            })
+            && let Some(index) = self
+                .triggers
+                .lock()
+                .iter()
+                .position(|other| key_of(py, other).as_ref() == Some(key))
         {
             return Err(PyValueError::new_err(format!(
                 "trigger has the key {key:?} of triggers[{index}]: a key names one \
@@ -245,12 +247,7 @@ impl TriggerRunner {
     /// A ``TriggerStats`` per trigger, in order: a snapshot (see
     /// ``agent_triggers.TriggerStats``). Never blocks.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let triggers: Vec<Entry> = self
-            .triggers
-            .lock()
-            .iter()
-            .map(|plan| entry(py, plan))
-            .collect();
+        let triggers = self.entries(py);
         let class = python::bound(py)?.trigger_stats.bind(py);
         let seconds = |d: std::time::Duration| d.as_secs_f64();
         triggers

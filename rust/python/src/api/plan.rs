@@ -143,6 +143,13 @@ impl Checked<'_> {
     }
 }
 
+/// `plan`'s key in a fleet (`key=`), read off its object; no copy of its
+/// source. Runs no Python code: it may be called under the runner's lock.
+pub fn key_of(py: Python<'_>, plan: &Plan) -> Option<Arc<str>> {
+    let native = plan.object.bind(py).cast::<NativeTrigger>().ok()?;
+    native.get().key().cloned()
+}
+
 /// What a run needs of `plan`: its kind, read off the object (a native
 /// trigger is frozen: what `check` saw), and its record. Runs no Python
 /// code: it may be called under the runner's lock.

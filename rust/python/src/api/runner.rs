@@ -23,7 +23,7 @@ use crate::process::awaiting::{awaitable, awaitable_shielded};
 use crate::process::runtime;
 use crate::run::Run;
 use crate::run::connection::PyConnection;
-use crate::run::plan::Plan;
+use crate::run::plan::{Entry, Plan};
 
 /// Owns and runs a set of triggers against one connection.
 ///
@@ -89,6 +89,15 @@ impl TriggerRunner {
         )
     }
 
+    /// What a run needs of each trigger, in order.
+    pub(super) fn entries(&self, py: Python<'_>) -> Vec<Entry> {
+        self.triggers
+            .lock()
+            .iter()
+            .map(|plan| entry(py, plan))
+            .collect()
+    }
+
     /// `AlreadyStartedError` if started (and `RuntimeError` in a forked
     /// child of a started runner's process).
     fn ensure_not_started(&self) -> PyResult<()> {
@@ -126,12 +135,7 @@ impl TriggerRunner {
         // The lock is not held while Python code runs (building the triggers
         // allocates, and a finalizer run by the GC may call back into us).
         self.ensure_not_started()?;
-        let entries: Vec<_> = self
-            .triggers
-            .lock()
-            .iter()
-            .map(|plan| entry(py, plan))
-            .collect();
+        let entries = self.entries(py);
         let run = Run::start(py, host, &entries, self.fleet.as_ref(), origin)?;
         let handle = runtime::handle()?;
         let mut running = self.running.lock();
