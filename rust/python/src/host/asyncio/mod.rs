@@ -417,9 +417,10 @@ impl Drop for AsyncioHost {
 
 /// The loop-side callable that runs every queued job. Holds the host weakly:
 /// the loop's reader registration must not keep it alive. The doorbell's
-/// reader callback also owns the doorbell's [`Reader`].
+/// reader callback also owns the doorbell's [`Reader`] (and says so: it drains
+/// on a ring, where the byte is to be read).
 #[pyclass(frozen)]
-struct DrainJobs(Weak<AsyncioHost>, #[allow(dead_code)] Option<Arc<Reader>>);
+struct DrainJobs(Weak<AsyncioHost>, Option<Arc<Reader>>);
 
 #[pymethods]
 impl DrainJobs {
