@@ -14,6 +14,7 @@
 mod connection;
 mod context;
 mod cron;
+mod deadlines;
 mod delivery;
 mod error;
 #[doc(hidden)]

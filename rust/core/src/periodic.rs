@@ -4,7 +4,9 @@
 //! of the precise timer thread ([`PeriodicTimer`], what a runner arms: no
 //! task, nothing running between ticks).
 
-use std::sync::Arc;
+use std::num::NonZeroU64;
+use std::sync::Weak;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +14,6 @@ use tokio::time::Instant;
 
 use crate::precise_timer::{self, OnDue, TimerKey, call_at};
 use crate::source::{Event, EventSource};
-use crate::sync::Mutex;
 
 /// How far before a deadline a precise ticker hands over from tokio's
 /// millisecond timer wheel to the high-resolution timer thread.
@@ -39,25 +40,28 @@ impl Default for MissedTicks {
 /// A fixed-rate grid: tick `k` is due at `start + k·period` (`k ≥ 1`). How
 /// long the caller takes between ticks does not move later deadlines.
 /// (Only the default [`MissedTicks`] is built: a grid keeps no policy of its
-/// own, which keeps every schedule 16 bytes smaller.)
+/// own, and its period is 8 bytes of nanoseconds — every armed schedule
+/// holds one.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FixedRate {
-    period: Duration,
+    nanos: NonZeroU64,
 }
 
 impl FixedRate {
     /// A grid of `period`, skipping missed ticks ([`MissedTicks::default`]).
     ///
     /// # Panics
-    /// If `period` is zero.
+    /// If `period` is zero, or over 584 years (`u64` nanoseconds).
     pub fn new(period: Duration) -> Self {
-        assert!(!period.is_zero(), "a schedule's period must be positive");
-        Self { period }
+        let nanos = u64::try_from(period.as_nanos()).expect("a schedule's period fits in u64 ns");
+        Self {
+            nanos: NonZeroU64::new(nanos).expect("a schedule's period must be positive"),
+        }
     }
 
     /// The period between ticks.
     pub fn period(&self) -> Duration {
-        self.period
+        Duration::from_nanos(self.nanos.get())
     }
 
     /// The deadline after the tick due at `due`, whose call began at `now`:
@@ -72,11 +76,12 @@ impl FixedRate {
             + std::ops::Sub<I, Output = Duration>,
     {
         let MissedTicks::Skip { late } = MissedTicks::default();
-        if now >= due + late.min(self.period) {
-            let behind = (now - due).as_nanos() / self.period.as_nanos();
-            due + self.period * u32::try_from(behind + 1).unwrap_or(u32::MAX)
+        let period = self.period();
+        if now >= due + late.min(period) {
+            let behind = (now - due).as_nanos() / period.as_nanos();
+            due + period * u32::try_from(behind + 1).unwrap_or(u32::MAX)
         } else {
-            due + self.period
+            due + period
         }
     }
 }
@@ -167,23 +172,24 @@ impl EventSource for Ticker {
 /// time: the owner arms a tick, is called on the timer thread when it is due
 /// (it must hand the work elsewhere at once), and arms the next one when that
 /// work ends — so calls never overlap.
+///
+/// 16 bytes: the grid, and one word for the armed tick's key (0 when none is
+/// armed; [`STOPPED`] for good).
 #[derive(Debug)]
 pub struct PeriodicTimer {
     rate: FixedRate,
-    state: Mutex<TimerState>,
+    armed: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct TimerState {
-    stopped: bool,
-    armed: Option<TimerKey>,
-}
+/// The `armed` word of a stopped timer (no key is `u64::MAX`: keys count up
+/// from 1, one per deadline ever armed).
+const STOPPED: u64 = u64::MAX;
 
 impl PeriodicTimer {
     pub fn new(rate: FixedRate) -> Self {
         Self {
             rate,
-            state: Mutex::new(TimerState::default()),
+            armed: AtomicU64::new(0),
         }
     }
 
@@ -193,28 +199,40 @@ impl PeriodicTimer {
     }
 
     /// Run `on_due` on the timer thread at `due` (at once if it has passed),
-    /// unless stopped; returns whether it was armed.
-    pub fn arm(&self, due: std::time::Instant, on_due: Arc<dyn OnDue>) -> bool {
-        let mut state = self.state.lock();
-        if !state.stopped {
-            state.armed = Some(call_at(due, on_due));
+    /// unless stopped, or dropped by then (the timer holds it weakly: see
+    /// [`call_at`]); returns whether it was armed.
+    pub fn arm(&self, due: std::time::Instant, on_due: Weak<dyn OnDue>) -> bool {
+        if self.armed.load(Ordering::Acquire) == STOPPED {
+            return false;
         }
-        !state.stopped
+        let key = call_at(due, on_due);
+        // Kept for `stop` unless it stopped meanwhile: then this tick is
+        // taken back (and, if it fired already, `fired` said so).
+        let kept = self
+            .armed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |armed| {
+                (armed != STOPPED).then_some(key.get())
+            });
+        if kept.is_err() {
+            key.cancel();
+        }
+        kept.is_ok()
     }
 
     /// On the timer thread, as an armed tick runs: `false` if the schedule
     /// was stopped meanwhile (the tick must not run).
     pub fn fired(&self) -> bool {
-        let mut state = self.state.lock();
-        state.armed = None;
-        !state.stopped
+        self.armed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |armed| {
+                (armed != STOPPED).then_some(0)
+            })
+            .is_ok()
     }
 
     /// Disarm for good.
     pub fn stop(&self) {
-        let mut state = self.state.lock();
-        state.stopped = true;
-        if let Some(key) = state.armed.take() {
+        let armed = self.armed.swap(STOPPED, Ordering::AcqRel);
+        if let Some(key) = TimerKey::from_u64(armed).filter(|_| armed != STOPPED) {
             key.cancel();
         }
     }

@@ -2,26 +2,26 @@
 //!
 //! tokio's timer wheel has a 1 ms granularity and rounds deadlines up, so a
 //! tick waited for on tokio alone lands 1–2 ms late. Here one thread keeps the
-//! deadlines of the sleeps under way in an ordered map and waits for the
+//! deadlines of the sleeps under way in a queue ([`Deadlines`]) and waits for the
 //! earliest on a condition variable with a timeout; on Linux its timer slack
 //! is set to 1 ns, so the kernel wakes it within tens of microseconds. Sleeps
-//! are meant to be short (the caller waits on tokio until shortly before), so
-//! the map stays small whatever the number of triggers.
+//! are meant to be short (the caller waits on tokio until shortly before).
 //!
 //! Besides sleeps (futures), the thread runs callbacks at their deadline
 //! ([`call_at`]): a periodic trigger re-arms itself this way, with no task of
-//! its own and no wake-up between ticks. A callback runs on the timer thread
-//! and must return quickly (hand the work elsewhere).
+//! its own and no wake-up between ticks: the queue holds one entry for each
+//! armed trigger. A callback runs on the timer thread and must return quickly
+//! (hand the work elsewhere).
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::num::NonZeroU64;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::deadlines::Deadlines;
 use crate::sync::{Condvar, Mutex};
 
 /// Sleep until `deadline` on the high-resolution timer thread.
@@ -35,7 +35,7 @@ pub fn sleep_until(deadline: Instant) -> PreciseSleep {
 /// A sleep on the timer thread; see [`sleep_until`]. Dropping it unregisters it.
 pub struct PreciseSleep {
     deadline: Instant,
-    registered: Option<(Key, Arc<Slot>)>,
+    registered: Option<(TimerKey, Arc<Slot>)>,
 }
 
 struct Slot {
@@ -58,10 +58,14 @@ impl<F: Fn() + Send + Sync> OnDue for F {
     }
 }
 
-/// What is due at a deadline: a sleeping future to wake, or a callback to run.
+/// What is due at a deadline: a sleeping future to wake, or a callback to
+/// run. 16 bytes (the tag hides in the callback's vtable pointer). Neither
+/// holds anything of its owner's once cancelled: a dropped sleep takes its
+/// waker back, and a callback is held weakly — so an entry cancelled but not
+/// yet let go of (see [`Deadlines`]) keeps no task or trigger alive.
 enum Due {
     Wake(Arc<Slot>),
-    Call(Arc<dyn OnDue>),
+    Call(Weak<dyn OnDue>),
 }
 
 impl Due {
@@ -73,7 +77,12 @@ impl Due {
                     waker.wake();
                 }
             }
-            Due::Call(callback) => callback.on_due(deadline),
+            Due::Call(callback) => {
+                if let Some(callback) = callback.upgrade() {
+                    crate::fault::hit(crate::fault::Site::Timer);
+                    callback.on_due(deadline);
+                }
+            }
         }
     }
 }
@@ -81,28 +90,36 @@ impl Due {
 /// A callback registered with [`call_at`]; [`cancel`](Self::cancel) it to
 /// keep it from running (dropping the key does not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimerKey(Key);
+pub struct TimerKey(NonZeroU64);
 
 impl TimerKey {
-    /// Unregister the callback; `false` if it already ran (or is running).
-    pub fn cancel(self) -> bool {
-        timer().sleeps.lock().remove(&self.0).is_some()
+    /// Unregister the callback, unless it already ran or is running. The
+    /// timer lets go of it soon, if not at once (see [`Deadlines`]).
+    pub fn cancel(self) {
+        let let_go = timer().deadlines.lock().cancel(self.0);
+        // Dropped outside the lock: a callback's owner may cancel or arm
+        // a deadline as it is dropped.
+        drop(let_go);
+    }
+
+    /// The key as a number (never 0), to keep in an atomic word.
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+
+    /// The key [`get`](Self::get) gave; `None` for 0.
+    pub fn from_u64(key: u64) -> Option<Self> {
+        NonZeroU64::new(key).map(Self)
     }
 }
 
 /// Run `callback` on the timer thread at `deadline` (at once if it has passed).
-pub fn call_at(deadline: Instant, callback: Arc<dyn OnDue>) -> TimerKey {
-    TimerKey(timer().register(deadline, Due::Call(callback)))
+///
+/// The timer holds it weakly: its owner keeps it alive, and one dropped
+/// before its deadline does not run (nor does the timer keep it alive).
+pub fn call_at(deadline: Instant, callback: Weak<dyn OnDue>) -> TimerKey {
+    timer().register(deadline, Due::Call(callback))
 }
-
-/// An entry of the timer's map: its deadline, then the order it was
-/// registered in. 16 bytes: the map holds one for every armed trigger.
-type Key = (Stamp, NonZeroU64);
-
-/// A deadline in nanoseconds from the timer's epoch (negative before it):
-/// half an `Instant`'s size, and turned back into the same `Instant`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Stamp(i64);
 
 impl Future for PreciseSleep {
     type Output = ();
@@ -136,49 +153,44 @@ impl Drop for PreciseSleep {
         if let Some((key, slot)) = self.registered.take()
             && !slot.fired.load(Ordering::Acquire)
         {
-            timer().sleeps.lock().remove(&key);
+            // The entry may stay queued a while: it must not keep the
+            // sleeping task alive.
+            drop(slot.waker.lock().take());
+            key.cancel();
         }
     }
 }
 
 struct Timer {
-    /// What [`Stamp`]s count from.
+    /// What deadlines in the queue count from (nanoseconds after it; negative
+    /// before it): an `i64` is half an `Instant`'s size, and the queue holds
+    /// one for every armed trigger.
     epoch: Instant,
-    sleeps: Mutex<BTreeMap<Key, Due>>,
+    deadlines: Mutex<Deadlines<Due>>,
     changed: Condvar,
-    /// The next entry's order (from 1).
-    next_id: AtomicU64,
 }
 
 impl Timer {
-    fn register(&self, deadline: Instant, due: Due) -> Key {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = (
-            self.stamp(deadline),
-            NonZeroU64::new(id).expect("ids start at 1 and never wrap"),
-        );
-        let mut sleeps = self.sleeps.lock();
-        let earliest = sleeps.keys().next().is_none_or(|first| key < *first);
-        sleeps.insert(key, due);
-        drop(sleeps);
+    fn register(&self, deadline: Instant, due: Due) -> TimerKey {
+        let (id, earliest) = self.deadlines.lock().push(self.stamp(deadline), due);
         if earliest {
             self.changed.notify_one();
         }
-        key
+        TimerKey(id)
     }
 
-    fn stamp(&self, at: Instant) -> Stamp {
+    fn stamp(&self, at: Instant) -> i64 {
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         match at.checked_duration_since(self.epoch) {
-            Some(after) => Stamp(nanos(after)),
-            None => Stamp(-nanos(self.epoch.duration_since(at))),
+            Some(after) => nanos(after),
+            None => -nanos(self.epoch.duration_since(at)),
         }
     }
 
     /// The `Instant` a stamp was made from.
-    fn instant(&self, stamp: Stamp) -> Instant {
-        let offset = Duration::from_nanos(stamp.0.unsigned_abs());
-        if stamp.0 >= 0 {
+    fn instant(&self, stamp: i64) -> Instant {
+        let offset = Duration::from_nanos(stamp.unsigned_abs());
+        if stamp >= 0 {
             self.epoch + offset
         } else {
             // It was an `Instant`: representable.
@@ -189,28 +201,22 @@ impl Timer {
     fn run(&self) {
         reduce_timer_slack();
         let mut due = Vec::new();
-        let mut sleeps = self.sleeps.lock();
+        let mut cancelled = Vec::new();
+        let mut deadlines = self.deadlines.lock();
         loop {
             let now = self.stamp(Instant::now());
-            while let Some(entry) = sleeps.first_entry() {
-                let deadline = entry.key().0;
-                if deadline > now {
-                    break;
-                }
-                due.push((self.instant(deadline), entry.remove()));
+            while let Some((deadline, entry)) = deadlines.pop_due(now, &mut cancelled) {
+                due.push((self.instant(deadline), entry));
             }
-            if !due.is_empty() {
-                // Fire outside the lock: a waker or callback may register again.
-                drop(sleeps);
+            if !due.is_empty() || !cancelled.is_empty() {
+                // Fire (and let go) outside the lock: a waker or callback may
+                // register again.
+                drop(deadlines);
+                cancelled.clear();
                 for (deadline, entry) in due.drain(..) {
                     // This thread serves every timer in the process: a
                     // callback's panic is logged, and must not end it.
-                    let fired = crate::fault::catch(|| {
-                        if matches!(entry, Due::Call(_)) {
-                            crate::fault::hit(crate::fault::Site::Timer);
-                        }
-                        entry.fire(deadline);
-                    });
+                    let fired = crate::fault::catch(|| entry.fire(deadline));
                     if let Err(message) = fired {
                         tracing::error!(
                             target: crate::LOG_TARGET,
@@ -218,12 +224,12 @@ impl Timer {
                         );
                     }
                 }
-                sleeps = self.sleeps.lock();
+                deadlines = self.deadlines.lock();
                 continue;
             }
-            sleeps = match sleeps.keys().next().map(|(deadline, _)| *deadline) {
-                Some(deadline) => self.changed.wait_until(sleeps, self.instant(deadline)),
-                None => self.changed.wait(sleeps),
+            deadlines = match deadlines.next_at() {
+                Some(deadline) => self.changed.wait_until(deadlines, self.instant(deadline)),
+                None => self.changed.wait(deadlines),
             };
         }
     }
@@ -247,9 +253,8 @@ fn timer() -> &'static Timer {
     forget_timer_in_forked_child(&TIMER);
     let made = Box::into_raw(Box::new(Timer {
         epoch: Instant::now(),
-        sleeps: Mutex::new(BTreeMap::new()),
+        deadlines: Mutex::new(Deadlines::new()),
         changed: Condvar::new(),
-        next_id: AtomicU64::new(1),
     }));
     if let Err(other) = TIMER.compare_exchange(
         std::ptr::null_mut(),

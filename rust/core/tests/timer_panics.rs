@@ -5,17 +5,15 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use agent_triggers_core::call_at;
 use agent_triggers_core::fault::{self, Site};
+use agent_triggers_core::{OnDue, call_at};
 
 fn fires_within(deadline: Instant, limit: Duration) -> bool {
     let (tx, rx) = mpsc::channel();
-    call_at(
-        deadline,
-        Arc::new(move || {
-            let _ = tx.send(());
-        }),
-    );
+    let callback: Arc<dyn OnDue> = Arc::new(move || {
+        let _ = tx.send(());
+    });
+    call_at(deadline, Arc::downgrade(&callback));
     rx.recv_timeout(limit).is_ok()
 }
 
@@ -25,7 +23,8 @@ fn the_timer_thread_survives_panicking_callbacks() {
     assert!(fires_within(soon(), Duration::from_secs(10)));
 
     // A callback that panics by itself.
-    call_at(soon(), Arc::new(|| panic!("a callback's own panic")));
+    let panics: Arc<dyn OnDue> = Arc::new(|| panic!("a callback's own panic"));
+    call_at(soon(), Arc::downgrade(&panics));
     std::thread::sleep(Duration::from_millis(20));
     assert!(
         fires_within(soon(), Duration::from_secs(10)),
@@ -36,12 +35,10 @@ fn the_timer_thread_survives_panicking_callbacks() {
     // next one is not.
     fault::arm(Site::Timer);
     let (tx, rx) = mpsc::channel();
-    call_at(
-        soon(),
-        Arc::new(move || {
-            let _ = tx.send(());
-        }),
-    );
+    let lost: Arc<dyn OnDue> = Arc::new(move || {
+        let _ = tx.send(());
+    });
+    call_at(soon(), Arc::downgrade(&lost));
     assert!(
         rx.recv_timeout(Duration::from_millis(500)).is_err(),
         "the armed panic did not happen"

@@ -13,7 +13,7 @@
 //! one overdue tick at once after an overrun, then back on the grid; calls
 //! never overlap, since the next deadline is armed only when a call ends.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use agent_triggers_core::{Event, FixedRate, OnDue, PeriodicTimer};
@@ -63,8 +63,10 @@ impl Schedule {
         // between the two leaves `None`, never a stale instant.
         self.handle.stats.set_next_due(due);
         // The schedule itself is what the timer runs: nothing is allocated
-        // per tick while it waits.
-        if !self.timer.arm(due, Arc::clone(self) as Arc<dyn OnDue>) {
+        // per tick while it waits. The timer holds it weakly: the run's
+        // member owns it, and a schedule dropped with its run is not run.
+        let on_due: Weak<Self> = Arc::downgrade(self);
+        if !self.timer.arm(due, on_due) {
             self.handle.stats.set_next_call_at(None);
         }
     }
