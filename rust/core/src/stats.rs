@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
+use once_cell::race::OnceBox;
 
 use crate::sync::Mutex;
 
@@ -36,7 +37,9 @@ pub struct CallStats {
     skipped: AtomicU64,
     last_call_at: AtomicI64,
     next_call_at: AtomicI64,
-    rare: Mutex<Option<Box<Rare>>>,
+    /// Made on first use: one word while the trigger has neither failed
+    /// nor made a scheduled call.
+    rare: OnceBox<Mutex<Rare>>,
 }
 
 /// What only a trigger that has failed, or made a scheduled call, needs.
@@ -57,7 +60,7 @@ impl Default for CallStats {
             skipped: AtomicU64::new(0),
             last_call_at: AtomicI64::new(NONE),
             next_call_at: AtomicI64::new(NONE),
-            rare: Mutex::new(None),
+            rare: OnceBox::new(),
         }
     }
 }
@@ -157,8 +160,7 @@ impl CallStats {
             .store(stamp::monotonic(at), Ordering::Relaxed);
         let Some(late) = late else { return };
         let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-        let mut rare = self.rare.lock();
-        let rare = rare.get_or_insert_with(Box::default);
+        let mut rare = self.rare.get_or_init(Box::default).lock();
         rare.lateness_max = rare.lateness_max.max(micros);
         let histogram = rare.lateness.get_or_insert_with(|| {
             let mut histogram = Histogram::new(SIGNIFICANT_DIGITS)
@@ -182,8 +184,7 @@ impl CallStats {
     /// A call failed with `error`; returns the failures in a row so far.
     pub fn failed(&self, error: &str) -> u64 {
         {
-            let mut rare = self.rare.lock();
-            let rare = rare.get_or_insert_with(Box::default);
+            let mut rare = self.rare.get_or_init(Box::default).lock();
             rare.failures += 1;
             rare.last_error = Some(error.into());
         }
@@ -214,7 +215,7 @@ impl CallStats {
 
     /// A copy of the figures now; allocates nothing per call recorded.
     pub fn snapshot(&self) -> StatsSnapshot {
-        let (failures, last_error, lateness) = match self.rare.lock().as_deref() {
+        let (failures, last_error, lateness) = match self.rare.get().map(Mutex::lock).as_deref() {
             None => (0, None, None),
             Some(rare) => {
                 let lateness = rare.lateness.as_ref().map(|histogram| {
@@ -297,8 +298,8 @@ mod tests {
         for micros in [1, 10, 100, 1_000, 10_000, 100_000] {
             stats.started(Instant::now(), Some(Duration::from_micros(micros)));
         }
-        let rare = stats.rare.lock();
-        let histogram = rare.as_ref().unwrap().lateness.as_ref().unwrap();
+        let rare = stats.rare.get().unwrap().lock();
+        let histogram = rare.lateness.as_ref().unwrap();
         assert!(
             histogram.distinct_values() * 4 <= 1024,
             "{}",
@@ -338,8 +339,8 @@ mod tests {
         let stats = CallStats::default();
         stats.set_next_call_at(Some(Utc::now()));
         stats.started(Instant::now(), None);
-        assert!(stats.rare.lock().is_none());
-        assert!(std::mem::size_of::<CallStats>() <= 64);
+        assert!(stats.rare.get().is_none());
+        assert!(std::mem::size_of::<CallStats>() <= 48);
         assert!(stats.snapshot().next_call_at.is_some());
     }
 }

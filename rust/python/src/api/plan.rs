@@ -75,9 +75,7 @@ pub fn check<'py>(argument: &str, object: &Bound<'py, PyAny>) -> PyResult<Checke
             identity: Identity {
                 name: Arc::clone(native.name()),
                 delivery: native.delivery(),
-                limit: native
-                    .max_consecutive_failures()
-                    .and_then(std::num::NonZeroU32::new),
+                limit: native.max_consecutive_failures(),
             },
             kind: PlanKind::Native {
                 source: native.source().clone(),
