@@ -57,6 +57,20 @@ fn shown(value: &Bound<'_, PyAny>) -> String {
     }
 }
 
+/// A plain `float`, or an `int` a float holds exactly, as a float — without
+/// calling `__float__` (the common case, made cheap: `every()` is called for
+/// each of hundreds of thousands of triggers). Subclasses, which may
+/// redefine `__float__`, and larger ints take the general path.
+fn exact_float(value: &Bound<'_, PyAny>) -> Option<f64> {
+    const EXACT: i64 = 1 << 53;
+    if let Ok(float) = value.cast_exact::<PyFloat>() {
+        return Some(float.value());
+    }
+    let int = value.cast_exact::<PyInt>().ok()?.extract::<i64>().ok()?;
+    // Exact: every integer of magnitude up to 2^53 is a float.
+    (-EXACT..=EXACT).contains(&int).then_some(int as f64)
+}
+
 /// The longest duration accepted: about 100 years. Longer ones are surely a
 /// mistake, and would overflow the timer's clock arithmetic.
 const MAX_SECONDS: f64 = 3.2e9;
@@ -106,27 +120,31 @@ pub fn parse_seconds(
     if is_decimal && value.call_method0(intern!(py, "is_nan"))?.is_truthy()? {
         return Err(not_finite());
     }
-    let seconds: f64 =
-        if is_plain_number || is_decimal || value.is_instance(python::bound(py)?.real.bind(py))? {
-            // float() of a huge int overflows: that is a value problem, not a type one.
-            match value.call_method0(intern!(py, "__float__")) {
-                Ok(seconds) => seconds.extract()?,
-                Err(err) if err.is_instance_of::<PyOverflowError>(py) => {
-                    return Err(if value.lt(0)? {
-                        too_small()
-                    } else {
-                        too_large()
-                    });
-                }
-                Err(err) => return Err(err),
+    let seconds: f64 = if let Some(seconds) = exact_float(value) {
+        seconds
+    } else if is_plain_number
+        || is_decimal
+        || value.is_instance(python::bound(py)?.real.bind(py))?
+    {
+        // float() of a huge int overflows: that is a value problem, not a type one.
+        match value.call_method0(intern!(py, "__float__")) {
+            Ok(seconds) => seconds.extract()?,
+            Err(err) if err.is_instance_of::<PyOverflowError>(py) => {
+                return Err(if value.lt(0)? {
+                    too_small()
+                } else {
+                    too_large()
+                });
             }
-        } else if value.is_instance(python::bound(py)?.timedelta.bind(py))? {
-            value
-                .call_method0(intern!(py, "total_seconds"))?
-                .extract()?
-        } else {
-            return Err(not_a_number());
-        };
+            Err(err) => return Err(err),
+        }
+    } else if value.is_instance(python::bound(py)?.timedelta.bind(py))? {
+        value
+            .call_method0(intern!(py, "total_seconds"))?
+            .extract()?
+    } else {
+        return Err(not_a_number());
+    };
     // A Decimal beyond any float converts to an infinity without complaint:
     // finite itself, it is too large, or negative.
     if seconds.is_infinite()

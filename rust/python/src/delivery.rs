@@ -12,14 +12,21 @@ fn python_enum(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     Ok(crate::python::bound(py)?.delivery_enum.bind(py))
 }
 
+/// The deliveries in the order of `Imports::delivery_members`.
+const DELIVERIES: [TriggerDelivery; 3] = [
+    TriggerDelivery::WaitIdle,
+    TriggerDelivery::SendImmediately,
+    TriggerDelivery::Interrupt,
+];
+
 /// The Python member for `delivery`.
 pub fn to_python(py: Python<'_>, delivery: TriggerDelivery) -> PyResult<Bound<'_, PyAny>> {
-    let member = match delivery {
-        TriggerDelivery::WaitIdle => "WAIT_IDLE",
-        TriggerDelivery::SendImmediately => "SEND_IMMEDIATELY",
-        TriggerDelivery::Interrupt => "INTERRUPT",
-    };
-    python_enum(py)?.getattr(member)
+    let members = &crate::python::bound(py)?.delivery_members;
+    let at = DELIVERIES
+        .iter()
+        .position(|known| *known == delivery)
+        .expect("every delivery is listed");
+    Ok(members[at].bind(py).clone())
 }
 
 /// `@trigger(delivery=...)`'s check, the one every native trigger makes: a
@@ -33,6 +40,10 @@ pub fn delivery_argument<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 /// `argument` names the parameter in the error.
 pub fn from_python(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<TriggerDelivery> {
     let py = value.py();
+    let members = &crate::python::bound(py)?.delivery_members;
+    if let Some(at) = members.iter().position(|member| value.is(member)) {
+        return Ok(DELIVERIES[at]);
+    }
     let class = python_enum(py)?;
     let member = if value.is_instance(class)? {
         value.clone()
@@ -49,10 +60,6 @@ pub fn from_python(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<Trigger
             type_name(value)
         )));
     };
-    for delivery in [TriggerDelivery::SendImmediately, TriggerDelivery::Interrupt] {
-        if member.is(&to_python(py, delivery)?) {
-            return Ok(delivery);
-        }
-    }
-    Ok(TriggerDelivery::WaitIdle)
+    let at = members.iter().position(|known| member.is(known));
+    Ok(at.map_or(TriggerDelivery::WaitIdle, |at| DELIVERIES[at]))
 }

@@ -21,8 +21,10 @@ pub struct Imports {
     pub send_when_idle: Py<PyAny>,
     /// `agent_triggers._delivery.interrupt_then_send`.
     pub interrupt_then_send: Py<PyAny>,
-    /// `agent_triggers._delivery.TriggerDelivery`.
+    /// `agent_triggers._delivery.TriggerDelivery`, and its members
+    /// `WAIT_IDLE`, `SEND_IMMEDIATELY` and `INTERRUPT`, in that order.
     pub delivery_enum: Py<PyType>,
+    pub delivery_members: [Py<PyAny>; 3],
     /// `agent_triggers._file_change.FileChange` and `FileChangeKind`.
     pub file_change: Py<PyType>,
     pub file_change_kind: Py<PyType>,
@@ -66,6 +68,9 @@ pub fn bound(py: Python<'_>) -> PyResult<&Imports> {
                 .cast_into::<PyType>()?
                 .unbind())
         };
+        let delivery_member = |name: &str| -> PyResult<Py<PyAny>> {
+            get("agent_triggers._delivery", "TriggerDelivery")?.getattr(py, name)
+        };
         Ok(Imports {
             trigger_class: class("agent_triggers._trigger", "Trigger")?,
             run_trigger: get("agent_triggers._trigger_task", "run_trigger")?,
@@ -73,6 +78,11 @@ pub fn bound(py: Python<'_>) -> PyResult<&Imports> {
             send_when_idle: get("agent_triggers._delivery", "send_when_idle")?,
             interrupt_then_send: get("agent_triggers._delivery", "interrupt_then_send")?,
             delivery_enum: class("agent_triggers._delivery", "TriggerDelivery")?,
+            delivery_members: [
+                delivery_member("WAIT_IDLE")?,
+                delivery_member("SEND_IMMEDIATELY")?,
+                delivery_member("INTERRUPT")?,
+            ],
             file_change: class("agent_triggers._file_change", "FileChange")?,
             file_change_kind: class("agent_triggers._file_change", "FileChangeKind")?,
             report_failure: get("agent_triggers._logging", "report_failure")?,
