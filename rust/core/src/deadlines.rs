@@ -16,6 +16,11 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 use std::num::NonZeroU64;
 
+use fnv::FnvBuildHasher;
+
+// The cancelled ids are hashed with FNV: they are counters, not input an
+// attacker chooses, and a runner's stop cancels one per trigger.
+
 /// Below this many cancelled entries, the queue is not rebuilt (they go
 /// when due): rebuilding a small queue often would cost more than it frees.
 const REBUILD_AFTER: usize = 64;
@@ -25,7 +30,7 @@ pub(crate) struct Deadlines<T> {
     heap: BinaryHeap<Entry<T>>,
     /// Ids cancelled and (perhaps) still in the heap. An id cancelled after
     /// its entry left the heap stays here until the next rebuild.
-    cancelled: HashSet<NonZeroU64>,
+    cancelled: HashSet<NonZeroU64, FnvBuildHasher>,
     last_id: u64,
 }
 
@@ -67,7 +72,7 @@ impl<T> Deadlines<T> {
     pub(crate) fn new() -> Self {
         Self {
             heap: BinaryHeap::new(),
-            cancelled: HashSet::new(),
+            cancelled: HashSet::default(),
             last_id: 0,
         }
     }

@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use super::plan::{check, entry, key_of};
+use super::plan::{Argument, check, entry, key_of};
 use super::runner::{Running, TriggerRunner};
 use crate::arguments::type_name;
 use crate::process::awaiting::awaitable;
@@ -175,7 +175,7 @@ impl TriggerRunner {
     /// it starts with the next ``start()``.
     fn add(&self, trigger: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = trigger.py();
-        let plan = check("trigger", trigger)?.plan(&self.connection)?;
+        let plan = check(Argument::Named("trigger"), trigger)?.plan(&self.connection)?;
         let added = entry(py, &plan);
         let run = self.run_here(py, "add")?;
         if let PlanKind::Native { key: Some(key), .. } = &added.kind

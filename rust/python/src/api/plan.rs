@@ -64,9 +64,28 @@ pub struct Checked<'py> {
     callable: Bound<'py, PyAny>,
 }
 
-/// Check `object`, passed as `argument` (`"triggers[3]"`, `"trigger"`);
-/// `TypeError` naming the argument if it is no trigger.
-pub fn check<'py>(argument: &str, object: &Bound<'py, PyAny>) -> PyResult<Checked<'py>> {
+/// How a trigger was passed, as errors name it: `triggers[3]`, `trigger`.
+/// Spelled out only for an error (or a trigger that is not native): a
+/// runner checks each of perhaps hundreds of thousands.
+#[derive(Clone, Copy, Debug)]
+pub enum Argument<'a> {
+    /// An item of the runner's `triggers` list.
+    Item(usize),
+    Named(&'a str),
+}
+
+impl std::fmt::Display for Argument<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Item(index) => write!(f, "triggers[{index}]"),
+            Self::Named(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Check `object`, passed as `argument`; `TypeError` naming the argument if
+/// it is no trigger.
+pub fn check<'py>(argument: Argument<'_>, object: &Bound<'py, PyAny>) -> PyResult<Checked<'py>> {
     let py = object.py();
     if let Ok(native) = object.cast::<NativeTrigger>() {
         let native = native.get();
@@ -84,6 +103,7 @@ pub fn check<'py>(argument: &str, object: &Bound<'py, PyAny>) -> PyResult<Checke
             callable: native.callback().bind(py).clone(),
         });
     }
+    let argument = &argument.to_string();
     let callable = if object.is_instance(python::bound(py)?.trigger_class.bind(py))? {
         object.getattr(intern!(py, "run"))?
     } else if object.is_callable() {

@@ -14,7 +14,7 @@ use pyo3::{PyTraverseError, PyVisit};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::fleet::RedisFleet;
-use super::plan::{check, check_keys, entry};
+use super::plan::{Argument, check, check_keys, entry};
 use crate::AlreadyStartedError;
 use crate::arguments::{StopTimeout, type_name};
 use crate::gc::Traverse;
@@ -283,7 +283,7 @@ impl TriggerRunner {
         })?;
         let checked = items
             .enumerate()
-            .map(|(index, item)| check(&format!("triggers[{index}]"), &item?))
+            .map(|(index, item)| check(Argument::Item(index), &item?))
             .collect::<PyResult<Vec<_>>>()?;
         check_keys(&checked)?;
         let fleet = match fleet.filter(|fleet| !fleet.is_none()) {
