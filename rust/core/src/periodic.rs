@@ -174,7 +174,7 @@ impl EventSource for Ticker {
 /// work ends — so calls never overlap.
 ///
 /// 16 bytes: the grid, and one word for the armed tick's key (0 when none is
-/// armed; [`STOPPED`] for good).
+/// armed; `STOPPED` for good).
 #[derive(Debug)]
 pub struct PeriodicTimer {
     rate: FixedRate,

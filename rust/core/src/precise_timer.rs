@@ -94,7 +94,8 @@ pub struct TimerKey(NonZeroU64);
 
 impl TimerKey {
     /// Unregister the callback, unless it already ran or is running. The
-    /// timer lets go of it soon, if not at once (see [`Deadlines`]).
+    /// timer lets go of it soon, if not at once (cancelled entries are let go
+    /// of in batches).
     pub fn cancel(self) {
         let let_go = timer().deadlines.lock().cancel(self.0);
         // Dropped outside the lock: a callback's owner may cancel or arm
