@@ -57,18 +57,35 @@ fn shown(value: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// A plain `float`, or an `int` a float holds exactly, as a float — without
-/// calling `__float__` (the common case, made cheap: `every()` is called for
-/// each of hundreds of thousands of triggers). Subclasses, which may
-/// redefine `__float__`, and larger ints take the general path.
-fn exact_float(value: &Bound<'_, PyAny>) -> Option<f64> {
-    const EXACT: i64 = 1 << 53;
-    if let Ok(float) = value.cast_exact::<PyFloat>() {
-        return Some(float.value());
+/// A plain number read without calling into Python (the common case, made
+/// cheap: `every()` may be called for each of hundreds of thousands of
+/// triggers).
+enum Plain {
+    Float(f64),
+    /// An `int` a float holds exactly.
+    Int(i64),
+}
+
+impl Plain {
+    /// A plain `float`, or an `int` a float holds exactly. Subclasses, which
+    /// may redefine `__float__` or `__str__`, and larger ints: `None`.
+    fn of(value: &Bound<'_, PyAny>) -> Option<Self> {
+        const EXACT: i64 = 1 << 53;
+        if let Ok(float) = value.cast_exact::<PyFloat>() {
+            return Some(Self::Float(float.value()));
+        }
+        let int = value.cast_exact::<PyInt>().ok()?.extract::<i64>().ok()?;
+        // Exact: every integer of magnitude up to 2^53 is a float.
+        (-EXACT..=EXACT).contains(&int).then_some(Self::Int(int))
     }
-    let int = value.cast_exact::<PyInt>().ok()?.extract::<i64>().ok()?;
-    // Exact: every integer of magnitude up to 2^53 is a float.
-    (-EXACT..=EXACT).contains(&int).then_some(int as f64)
+
+    fn seconds(&self) -> f64 {
+        match *self {
+            Self::Float(seconds) => seconds,
+            #[expect(clippy::cast_precision_loss, reason = "exact below 2^53")]
+            Self::Int(seconds) => seconds as f64,
+        }
+    }
 }
 
 /// The longest duration accepted: about 100 years. Longer ones are surely a
@@ -120,8 +137,9 @@ pub fn parse_seconds(
     if is_decimal && value.call_method0(intern!(py, "is_nan"))?.is_truthy()? {
         return Err(not_finite());
     }
-    let seconds: f64 = if let Some(seconds) = exact_float(value) {
-        seconds
+    let plain = Plain::of(value);
+    let seconds: f64 = if let Some(plain) = &plain {
+        plain.seconds()
     } else if is_plain_number
         || is_decimal
         || value.is_instance(python::bound(py)?.real.bind(py))?
@@ -176,7 +194,10 @@ pub fn parse_seconds(
     }
     // `every(300, cb).name == "every_300s"`: the number as the user wrote it;
     // a timedelta by its seconds (whole ones without a fraction).
-    let spelled = if is_plain_number {
+    let spelled = if let Some(Plain::Int(int)) = plain {
+        // What `str()` gives, without asking Python.
+        int.to_string()
+    } else if is_plain_number {
         value.str()?.to_string()
     } else if seconds.fract() == 0.0 {
         format!("{seconds:.0}")
