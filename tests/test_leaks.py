@@ -227,10 +227,18 @@ async def assert_flat_over_cycles(cycle: Callable[[], Awaitable[None]], what: st
         assert fds_after <= fds_before, f"file descriptors {fds_before} -> {fds_after}"
 
 
+# The two 5,000-cycle soaks take 10-20 s each alone on a 2-core machine, and up to
+# four times that beside the rest of the suite on a slower one: the suite's 60 s
+# per-test limit would fail them for being slow, not for leaking.
+SOAK_TIMEOUT = 300
+
+
+@pytest.mark.timeout(SOAK_TIMEOUT)
 async def test_5000_start_stop_cycles_grow_neither_memory_nor_objects() -> None:
     await assert_flat_over_cycles(one_cycle, "cycles")
 
 
+@pytest.mark.timeout(SOAK_TIMEOUT)
 async def test_one_runner_restarted_5000_times_grows_neither_memory_nor_objects() -> None:
     # at() fires once per trigger object, not once per start: trigger 17 is not waited for.
     cycle = Cycle(required=range(REQUIRED - 1))
