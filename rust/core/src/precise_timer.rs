@@ -270,7 +270,7 @@ fn timer() -> &'static Timer {
         return unsafe { &*other };
     }
     // SAFETY: published, never to be freed. Entries registered before the
-    // thread runs are found by its first look at the map.
+    // thread runs are found by its first look at the queue.
     let timer: &'static Timer = unsafe { &*made };
     std::thread::Builder::new()
         .name("agent-triggers-timer".into())

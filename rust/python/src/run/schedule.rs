@@ -1,6 +1,6 @@
 //! `every` under a runner: armed on the core's precise timer thread
 //! ([`PeriodicTimer`]), with nothing running between ticks — no task of its
-//! own, only an entry in the timer's map.
+//! own, only an entry in the timer's queue.
 //!
 //! A periodic trigger spends nearly all its life waiting. When due, the timer
 //! thread hands the callback to the host (one batch for all triggers due
