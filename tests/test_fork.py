@@ -12,12 +12,15 @@ parent waits for it for at most ``CHILD_TIMEOUT`` seconds, then kills it and fai
 
 Run as a script, this file forks from a fresh interpreter: ``python tests/test_fork.py
 fresh`` before any runner was used, ``python tests/test_fork.py exit`` over runners busy
-in another thread, with children that exit normally (``atexit`` hooks and all).
+in another thread, with children that exit normally (``atexit`` hooks and all), and
+``python tests/test_fork.py drop-inherited``: a child that drops a runner it inherited
+while its own triggers are armed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -27,7 +30,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -326,6 +329,22 @@ async def test_a_child_stopping_the_runner_it_inherited_started_gets_an_answer()
         assert code == 0, f"child exited with {code}:\n{details}"
 
 
+def test_a_child_dropping_a_runner_it_inherited_keeps_its_own_triggers() -> None:
+    """A runner collected in the child disarms what it armed in the parent — in the
+    parent's timer, not in the child's: the child's own triggers keep ticking. Run in a
+    fresh interpreter, so that the parent's timer keys are the first ones handed out
+    (a child whose timer counted its keys again from 1 would give its own triggers the
+    very keys the inherited runner cancels)."""
+    done = subprocess.run(
+        [sys.executable, __file__, "drop-inherited"],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT + 30,  # its own wait for the child is CHILD_TIMEOUT
+        check=False,
+    )
+    assert done.returncode == 0, f"exit code {done.returncode}:\n{done.stdout}\n{done.stderr}"
+
+
 def test_children_forked_over_busy_runner_threads_exit_normally_without_hanging() -> None:
     """A child that exits normally runs the atexit hook that closes the gate between
     tokio threads and Python; a fork taken while a tokio thread was inside must not
@@ -407,6 +426,66 @@ def fork_in_a_fresh_interpreter() -> int:
     return EXIT_HUNG if code is None else code
 
 
+# `drop-inherited` script: how many triggers each side arms.
+INHERITED_ARMED = 50
+
+
+async def noop(ctx: TriggerContext) -> None:
+    pass
+
+
+async def arm_own_then_drop_inherited(holder: list[TriggerRunner]) -> None:
+    """In the child: arm a runner of its own, then let the inherited one be collected
+    (its last reference is in `holder`) before the child's triggers first fire."""
+    ticks = [0] * INHERITED_ARMED
+
+    def counting(index: int) -> Callable[[TriggerContext], Awaitable[None]]:
+        async def tick(ctx: TriggerContext) -> None:
+            ticks[index] += 1
+
+        return tick
+
+    own = TriggerRunner(
+        [every(0.2, counting(index)) for index in range(INHERITED_ARMED)], FakeConnection()
+    )
+    await own.start()
+    try:
+        holder.clear()
+        gc.collect()
+        await wait_for(
+            lambda: min(ticks) >= 2,
+            timeout=CHILD_WAIT,
+            what="every trigger of the child's own runner ticking",
+        )
+    finally:
+        await bounded(own.stop(), CHILD_WAIT / 2)
+
+
+def drop_an_inherited_runner() -> int:
+    """The `drop-inherited` script: the exit code of a child that dropped the runner it
+    inherited (armed: INHERITED_ARMED triggers an hour out) while its own were armed."""
+
+    async def parent() -> int:
+        # Only the list holds the runner: the child can let go of it.
+        holder = [
+            TriggerRunner([every(3600, noop) for _ in range(INHERITED_ARMED)], FakeConnection())
+        ]
+        await holder[0].start()
+        pid, report = fork(lambda: asyncio.run(arm_own_then_drop_inherited(holder)))
+        code = wait_blocking(pid, CHILD_TIMEOUT)
+        await holder[0].stop()
+        if code is None:
+            print(f"the forked child hung: killed after {CHILD_TIMEOUT} s", file=sys.stderr)
+        print(read_report(report), file=sys.stderr)
+        return EXIT_HUNG if code is None else code
+
+    return asyncio.run(parent())
+
+
 if __name__ == "__main__":
-    scripts = {"fresh": fork_in_a_fresh_interpreter, "exit": forks_exiting_normally}
+    scripts = {
+        "fresh": fork_in_a_fresh_interpreter,
+        "exit": forks_exiting_normally,
+        "drop-inherited": drop_an_inherited_runner,
+    }
     sys.exit(scripts[sys.argv[1]]())

@@ -5,16 +5,22 @@
 //! ordered map's B-tree nodes are about half full when entries arrive in
 //! deadline order, as a periodic schedule's do — twice the memory).
 //! Cancelling does not search the heap: the entry's id is remembered and the
-//! entry dropped when it comes to the top, or when the cancelled ones make up
-//! half the queue, at which point the heap is rebuilt without them — so a
-//! stopped runner's entries (and what they hold) are let go of soon, not at
-//! their deadlines. Entries let go of are handed back to the caller, to be
-//! dropped outside its lock: dropping one may run code that arms or cancels
-//! a deadline in turn.
+//! entry dropped when it comes to the top, or in a rebuild of the heap once
+//! the ids remembered are at least half as many as the entries queued (and
+//! at least [`REBUILD_AFTER`]) — so the entries of a stopped runner are let
+//! go of soon, mostly not at their deadlines. Entries let go of are handed
+//! back to the caller, to be dropped outside its lock (a precaution: an item
+//! may own anything).
+//!
+//! Ids come from one counter for the whole process, which a child made by
+//! `fork()` inherits already advanced: a key the parent handed out never
+//! names an entry of the child's own queue (an inherited runner dropped in
+//! the child cancels its keys there).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use fnv::FnvBuildHasher;
 
@@ -25,12 +31,18 @@ use fnv::FnvBuildHasher;
 /// when due): rebuilding a small queue often would cost more than it frees.
 const REBUILD_AFTER: usize = 64;
 
+/// The next id of any queue of this process (see the module docs).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// A queue of items due at deadlines (`i64` stamps: the caller's unit).
 pub(crate) struct Deadlines<T> {
     heap: BinaryHeap<Entry<T>>,
     /// Ids cancelled and (perhaps) still in the heap. An id cancelled after
     /// its entry left the heap stays here until the next rebuild.
     cancelled: HashSet<NonZeroU64, FnvBuildHasher>,
+    /// The ids this queue handed out are in `first_id..=last_id` (not all
+    /// of them: other queues draw from the same counter).
+    first_id: u64,
     last_id: u64,
 }
 
@@ -73,6 +85,7 @@ impl<T> Deadlines<T> {
         Self {
             heap: BinaryHeap::new(),
             cancelled: HashSet::default(),
+            first_id: NEXT_ID.load(AtomicOrdering::Relaxed),
             last_id: 0,
         }
     }
@@ -80,8 +93,10 @@ impl<T> Deadlines<T> {
     /// Queue `item` at `at`; returns its id and whether it is now the
     /// earliest entry (the thread waiting for the earliest must look again).
     pub(crate) fn push(&mut self, at: i64, item: T) -> (NonZeroU64, bool) {
-        self.last_id += 1;
-        let id = NonZeroU64::new(self.last_id).expect("ids start at 1 and never wrap");
+        // Increasing within one queue too: pushes are serialised by its owner.
+        let next = NEXT_ID.fetch_add(1, AtomicOrdering::Relaxed);
+        self.last_id = next;
+        let id = NonZeroU64::new(next).expect("ids start at 1 and never wrap");
         let earliest = self.heap.peek().is_none_or(|first| at < first.at);
         self.heap.push(Entry { at, id, item });
         (id, earliest)
@@ -92,7 +107,8 @@ impl<T> Deadlines<T> {
     /// queue now, if any, for the caller to drop.
     #[must_use = "drop the items outside any lock"]
     pub(crate) fn cancel(&mut self, id: NonZeroU64) -> Vec<T> {
-        if id.get() > self.last_id || !self.cancelled.insert(id) {
+        let ours = (self.first_id..=self.last_id).contains(&id.get());
+        if !ours || !self.cancelled.insert(id) {
             return Vec::new();
         }
         if self.cancelled.len() >= REBUILD_AFTER && self.cancelled.len() * 2 >= self.heap.len() {
@@ -114,12 +130,22 @@ impl<T> Deadlines<T> {
     pub(crate) fn pop_due(&mut self, now: i64, cancelled: &mut Vec<T>) -> Option<(i64, T)> {
         while self.heap.peek().is_some_and(|first| first.at <= now) {
             let entry = self.heap.pop().expect("peeked");
+            self.give_back_room();
             if !self.cancelled.remove(&entry.id) {
                 return Some((entry.at, entry.item));
             }
             cancelled.push(entry.item);
         }
         None
+    }
+
+    /// A queue that shrank to a quarter of its room gives half of it back
+    /// (amortised: the room is then twice what is queued).
+    fn give_back_room(&mut self) {
+        const SMALL: usize = 1024;
+        if self.heap.capacity() > SMALL && self.heap.capacity() > 4 * self.heap.len() {
+            self.heap.shrink_to(2 * self.heap.len());
+        }
     }
 
     /// The number of entries queued, cancelled ones included.
@@ -138,9 +164,7 @@ impl<T> Deadlines<T> {
             .into_iter()
             .partition(|entry| !cancelled.contains(&entry.id));
         self.heap = BinaryHeap::from(entries);
-        if self.heap.capacity() > 4 * self.heap.len() {
-            self.heap.shrink_to(2 * self.heap.len());
-        }
+        self.give_back_room();
         taken.into_iter().map(|entry| entry.item).collect()
     }
 }
@@ -199,8 +223,8 @@ mod tests {
         let _ = queue.cancel(a);
         assert_eq!(drain(&mut queue, 20), [(20, "b")]);
         let _ = queue.cancel(b);
-        // An id never handed out is ignored.
-        let _ = queue.cancel(NonZeroU64::new(1_000).unwrap());
+        // An id this queue never handed out is ignored.
+        let _ = queue.cancel(NonZeroU64::new(u64::MAX - 1).unwrap());
         assert!(queue.cancelled.len() <= 2);
     }
 
@@ -227,6 +251,30 @@ mod tests {
         assert_eq!(left.len(), 1_000);
         assert_eq!(left.first().map(|entry| entry.0), Some(9_000));
         assert!(queue.cancelled.is_empty());
+    }
+
+    #[test]
+    fn a_key_of_another_queue_cancels_nothing() {
+        let mut parent = Deadlines::new();
+        let (old, _) = parent.push(10, "parent's");
+        // As in a forked child: a new queue, the counter inherited as it was.
+        let mut child = Deadlines::new();
+        let (mine, _) = child.push(10, "child's");
+        assert_ne!(old, mine);
+        assert!(child.cancel(old).is_empty());
+        assert_eq!(drain(&mut child, 10), [(10, "child's")]);
+        assert!(child.cancelled.is_empty());
+    }
+
+    #[test]
+    fn a_queue_drained_by_its_deadlines_gives_its_room_back() {
+        let mut queue = Deadlines::new();
+        for k in 0..100_000 {
+            queue.push(k, "x");
+        }
+        assert_eq!(drain(&mut queue, 99_990).len(), 99_991);
+        assert!(queue.heap.capacity() <= 2_048, "{}", queue.heap.capacity());
+        assert_eq!(drain(&mut queue, i64::MAX).len(), 9);
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl Ticker {
     /// A schedule with the given `period`, starting now, timed by tokio alone.
     ///
     /// # Panics
-    /// If `period` is zero.
+    /// If `period` is zero, or over 584 years.
     pub fn new(period: Duration) -> Self {
         Self::starting_at(Instant::now(), period, false)
     }
@@ -113,7 +113,7 @@ impl Ticker {
     /// to the microsecond rather than the millisecond.
     ///
     /// # Panics
-    /// If `period` is zero.
+    /// If `period` is zero, or over 584 years.
     pub fn precise(period: Duration) -> Self {
         Self::starting_at(Instant::now(), period, true)
     }
@@ -122,7 +122,7 @@ impl Ticker {
     /// as for [`precise`](Self::precise).
     ///
     /// # Panics
-    /// If `period` is zero.
+    /// If `period` is zero, or over 584 years.
     pub fn starting_at(start: Instant, period: Duration, precise: bool) -> Self {
         Self {
             rate: FixedRate::new(period),
@@ -173,8 +173,8 @@ impl EventSource for Ticker {
 /// (it must hand the work elsewhere at once), and arms the next one when that
 /// work ends — so calls never overlap.
 ///
-/// 16 bytes: the grid, and one word for the armed tick's key (0 when none is
-/// armed; `STOPPED` for good).
+/// 16 bytes: the grid, and one word: the key of the tick armed last (0 if
+/// none was; it may have fired already), or `STOPPED` for good.
 #[derive(Debug)]
 pub struct PeriodicTimer {
     rate: FixedRate,
@@ -182,7 +182,7 @@ pub struct PeriodicTimer {
 }
 
 /// The `armed` word of a stopped timer (no key is `u64::MAX`: keys count up
-/// from 1, one per deadline ever armed).
+/// from 1, one per deadline the process ever armed).
 const STOPPED: u64 = u64::MAX;
 
 impl PeriodicTimer {
@@ -207,11 +207,13 @@ impl PeriodicTimer {
         }
         let key = call_at(due, on_due);
         // Kept for `stop` unless it stopped meanwhile: then this tick is
-        // taken back (and, if it fired already, `fired` said so).
+        // taken back (and, if it fired already, `fired` said so). Keys only
+        // grow: if this tick fired and the next was armed (on the timer
+        // thread) before this store, the newer key stays.
         let kept = self
             .armed
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |armed| {
-                (armed != STOPPED).then_some(key.get())
+                (armed != STOPPED).then_some(armed.max(key.get()))
             });
         if kept.is_err() {
             key.cancel();

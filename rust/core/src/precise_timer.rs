@@ -59,7 +59,7 @@ impl<F: Fn() + Send + Sync> OnDue for F {
 }
 
 /// What is due at a deadline: a sleeping future to wake, or a callback to
-/// run. 16 bytes (the tag hides in the callback's vtable pointer). Neither
+/// run. 16 bytes (the tag hides in a pointer's niche). Neither
 /// holds anything of its owner's once cancelled: a dropped sleep takes its
 /// waker back, and a callback is held weakly — so an entry cancelled but not
 /// yet let go of (see [`Deadlines`]) keeps no task or trigger alive.
@@ -98,8 +98,8 @@ impl TimerKey {
     /// of in batches).
     pub fn cancel(self) {
         let let_go = timer().deadlines.lock().cancel(self.0);
-        // Dropped outside the lock: a callback's owner may cancel or arm
-        // a deadline as it is dropped.
+        // Dropped outside the lock, as a precaution: what an entry holds is
+        // its owner's business.
         drop(let_go);
     }
 
@@ -117,7 +117,8 @@ impl TimerKey {
 /// Run `callback` on the timer thread at `deadline` (at once if it has passed).
 ///
 /// The timer holds it weakly: its owner keeps it alive, and one dropped
-/// before its deadline does not run (nor does the timer keep it alive).
+/// before its deadline does not run (the timer keeps only its allocation,
+/// not what it holds, until the entry is let go of).
 pub fn call_at(deadline: Instant, callback: Weak<dyn OnDue>) -> TimerKey {
     timer().register(deadline, Due::Call(callback))
 }
