@@ -259,7 +259,8 @@ async def measure_scale(impl: Implementation, scenario: ScaleScenario) -> dict[s
     """Arm many idle triggers: arming time, memory and idle CPU (the worker times stop).
 
     Memory per trigger is what the triggers add: the library is imported before the
-    baseline (its import is paid once per process, whatever the number of triggers).
+    baseline (its import is paid once per process, whatever the number of triggers);
+    what it sets up on first use (threads, a runtime) is counted.
     """
     specs = [TriggerSpec(scenario.interval, idle_callback) for _ in range(scenario.triggers)]
     impl.load()
