@@ -306,16 +306,22 @@ async def test_a_child_of_a_process_that_used_every_cron_and_file_watching(
     await exercise_a_runner(tmp_path)
 
 
-def test_a_child_forked_before_any_runner_was_used() -> None:
-    """In a fresh interpreter (this one has used runners): import, fork, run in the child."""
+def run_this_script(script: str, timeout: float) -> None:
+    """Run this file as `script` in a fresh interpreter; fail unless it exits 0."""
     done = subprocess.run(
-        [sys.executable, __file__, "fresh"],
+        [sys.executable, __file__, script],
         capture_output=True,
         text=True,
-        timeout=CHILD_TIMEOUT + 30,  # its own wait for the child is CHILD_TIMEOUT
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, f"exit code {done.returncode}:\n{done.stdout}\n{done.stderr}"
+
+
+def test_a_child_forked_before_any_runner_was_used() -> None:
+    """In a fresh interpreter (this one has used runners): import, fork, run in the child."""
+    # Its own wait for the child is CHILD_TIMEOUT.
+    run_this_script("fresh", timeout=CHILD_TIMEOUT + 30)
 
 
 async def test_a_child_stopping_the_runner_it_inherited_started_gets_an_answer() -> None:
@@ -335,14 +341,7 @@ def test_a_child_dropping_a_runner_it_inherited_keeps_its_own_triggers() -> None
     fresh interpreter, so that the parent's timer keys are the first ones handed out
     (a child whose timer counted its keys again from 1 would give its own triggers the
     very keys the inherited runner cancels)."""
-    done = subprocess.run(
-        [sys.executable, __file__, "drop-inherited"],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT + 30,  # its own wait for the child is CHILD_TIMEOUT
-        check=False,
-    )
-    assert done.returncode == 0, f"exit code {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    run_this_script("drop-inherited", timeout=CHILD_TIMEOUT + 30)
 
 
 def test_children_forked_over_busy_runner_threads_exit_normally_without_hanging() -> None:
@@ -351,14 +350,7 @@ def test_children_forked_over_busy_runner_threads_exit_normally_without_hanging(
     leave that hook waiting for a thread the child does not have, nor one taken while a
     tokio thread was making its Python thread state leave the child hung in os.fork()
     itself (CPython 3.11 clears the child's thread list under a lock that thread held)."""
-    done = subprocess.run(
-        [sys.executable, __file__, "exit"],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert done.returncode == 0, f"exit code {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    run_this_script("exit", timeout=50)
 
 
 def churn_runners(stop: threading.Event) -> None:
