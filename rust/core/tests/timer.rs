@@ -38,16 +38,19 @@ fn callbacks_due_together_run_in_registration_order() {
     assert_eq!(*order.lock().unwrap(), (0..100).collect::<Vec<_>>());
 }
 
+/// A callback that sends `label` on `tx` when it runs.
+fn sending(tx: &mpsc::Sender<&'static str>, label: &'static str) -> Arc<dyn OnDue> {
+    let tx = tx.clone();
+    Arc::new(move || {
+        let _ = tx.send(label);
+    })
+}
+
 #[test]
 fn a_cancelled_callback_does_not_run() {
     let (tx, rx) = mpsc::channel();
-    let cancelled_tx = tx.clone();
-    let cancelled: Arc<dyn OnDue> = Arc::new(move || {
-        let _ = cancelled_tx.send("cancelled");
-    });
-    let later: Arc<dyn OnDue> = Arc::new(move || {
-        let _ = tx.send("later");
-    });
+    let cancelled = sending(&tx, "cancelled");
+    let later = sending(&tx, "later");
     call_at(soon(), Arc::downgrade(&cancelled)).cancel();
     call_at(soon() + Duration::from_millis(20), Arc::downgrade(&later));
     assert_eq!(rx.recv_timeout(LIMIT), Ok("later"));
@@ -56,10 +59,7 @@ fn a_cancelled_callback_does_not_run() {
 #[test]
 fn a_callback_its_owner_dropped_does_not_run_and_is_not_kept() {
     let (tx, rx) = mpsc::channel();
-    let dropped_tx = tx.clone();
-    let dropped: Arc<dyn OnDue> = Arc::new(move || {
-        let _ = dropped_tx.send("dropped");
-    });
+    let dropped = sending(&tx, "dropped");
     let weak = Arc::downgrade(&dropped);
     call_at(soon(), Weak::clone(&weak));
     drop(dropped);
@@ -67,9 +67,7 @@ fn a_callback_its_owner_dropped_does_not_run_and_is_not_kept() {
         weak.upgrade().is_none(),
         "the timer holds no strong reference"
     );
-    let kept: Arc<dyn OnDue> = Arc::new(move || {
-        let _ = tx.send("kept");
-    });
+    let kept = sending(&tx, "kept");
     call_at(soon() + Duration::from_millis(20), Arc::downgrade(&kept));
     assert_eq!(rx.recv_timeout(LIMIT), Ok("kept"));
 }
